@@ -1,0 +1,177 @@
+"""The Dreamer agent: acts with a recurrent latent state, and learns from replay batches.
+
+One `train_step(batch)` is DreamerV2's Algorithm 1 inner loop:
+  1. world model: filter the batch with the RSSM and minimise reconstruction + reward + discount + KL;
+  2. intrinsic module (optional): fit the next-latent predictor(s) on the real transitions;
+  3. behaviour: from every posterior state of the batch, imagine H steps and update actor and critic
+     (and, for Plan2Explore with `expl_behavior`, a second actor-critic that maximises the intrinsic reward).
+
+Acting (`policy`) runs the same preprocessing as training (uint8 HWC frames -> [-0.5, 0.5] CHW floats),
+updates the posterior with the new frame and the previous action, and samples from the actor (training) or
+takes its mode (evaluation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from .behavior import ActorCritic
+from .config import Config
+from .intrinsic import make_intrinsic
+from .rssm import State
+from .world_model import WorldModel
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class Dreamer(nn.Module):
+    def __init__(self, config: Config, obs_space: gym.Space, act_space: gym.Space):
+        super().__init__()
+        c = self.config = config
+        size = c.image_size
+        if not (isinstance(obs_space, gym.spaces.Box) and obs_space.shape == (size, size, 3)
+                and obs_space.dtype == np.uint8):
+            raise ValueError(f"Dreamer expects uint8 observations of shape ({size}, {size}, 3), got {obs_space}")
+        if isinstance(act_space, gym.spaces.Discrete):
+            self.discrete, self.action_dim = True, int(act_space.n)
+        elif isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
+            self.discrete, self.action_dim = False, int(act_space.shape[0])
+        else:
+            raise ValueError(f"Dreamer supports Discrete or 1-D Box action spaces, got {act_space}")
+        self.device = resolve_device(c.device)
+        self.world_model = WorldModel(c, self.action_dim)
+        feat, stoch = self.world_model.rssm.feat_dim, c.stoch * c.classes
+        self.task_behavior = ActorCritic(c, feat, self.action_dim, self.discrete)
+        self.intrinsic = make_intrinsic(c, feat, self.action_dim, stoch)
+        self.expl_behavior = ActorCritic(c, feat, self.action_dim, self.discrete) if c.expl_behavior else None
+        self.model_opt = torch.optim.Adam(self.world_model.parameters(), c.model_lr, eps=c.adam_eps)
+        self.to(self.device)
+        self.nonfinite_updates = 0
+
+    # --- acting ------------------------------------------------------------------------------------------------
+    def _autocast(self):
+        use = self.config.precision == "bf16" and self.device.type == "cuda"
+        return torch.autocast("cuda", torch.bfloat16) if use else contextlib.nullcontext()
+
+    @torch.no_grad()
+    def policy(self, obs, state: tuple[State, torch.Tensor] | None = None, training: bool = True,
+               is_first=None) -> tuple[np.ndarray, tuple[State, torch.Tensor]]:
+        """Actions (N, A) for a batch of uint8 frames (N, H, W, 3) (a single frame (H, W, 3) is also accepted).
+
+        `state` is what the previous call returned (None at the start: every row is then a first step);
+        `is_first` (N,) marks rows whose episode just started, where the recurrent state is reset.
+        Discrete actions come back one-hot. Returns (actions, new_state).
+        """
+        obs = torch.as_tensor(np.asarray(obs), device=self.device)
+        if obs.dim() == 3:
+            obs = obs[None]
+        self.world_model.check_obs(obs)
+        n = obs.shape[0]
+        if state is None:
+            latent = self.world_model.rssm.initial(n, self.device)
+            prev_action = torch.zeros(n, self.action_dim, device=self.device)
+            is_first = np.ones(n, bool)
+        else:
+            latent, prev_action = state
+        first = torch.as_tensor(np.zeros(n, bool) if is_first is None else np.asarray(is_first, bool),
+                                device=self.device)
+        with self._autocast():
+            embed = self.world_model.embed(obs)
+            latent, _ = self.world_model.rssm.obs_step(latent, prev_action, embed, first)
+            behavior = self.expl_behavior if (training and self.expl_behavior is not None) else self.task_behavior
+            dist = behavior.actor(latent.feat)
+            action = dist.rsample() if training else dist.mode()
+        action = action.float()
+        return action.cpu().numpy(), (latent.map(lambda x: x.float()), action)
+
+    # --- learning ----------------------------------------------------------------------------------------------
+    def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        """One update of every learned part from a replay batch (B, T). Returns float metrics.
+
+        A non-finite world-model loss or gradient skips the whole update (nothing is written into the weights);
+        such skips are counted in `nonfinite_updates` and reported as a metric.
+        """
+        c = self.config
+        batch = self._check_batch(batch)
+        with self._autocast():
+            model_loss, post, metrics = self.world_model.loss(batch)
+        self.model_opt.zero_grad(set_to_none=True)
+        model_loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.world_model.parameters(), c.grad_clip)
+        if not (torch.isfinite(model_loss) and torch.isfinite(grad_norm)):
+            self.model_opt.zero_grad(set_to_none=True)
+            self.nonfinite_updates += 1
+            return {"nonfinite_updates": float(self.nonfinite_updates)}
+        self.model_opt.step()
+        metrics["model_grad_norm"] = grad_norm
+        post = post.map(lambda x: x.detach().float())
+        with self._autocast():
+            if self.intrinsic is not None:
+                metrics.update(self.intrinsic.train_step(post, batch["action"], batch["is_first"]))
+            start = post.map(lambda x: x.flatten(0, 1))
+            cont = 1.0 - batch["is_terminal"].flatten().float()
+            task_reward = self._task_reward if (self.intrinsic is None or self.expl_behavior is None) else None
+            metrics.update(self.task_behavior.train_step(self.world_model, start, cont, task_reward))
+            if self.expl_behavior is not None:
+                expl = self.expl_behavior.train_step(self.world_model, start, cont, self._intrinsic_reward)
+                metrics.update({f"expl_{k}": v for k, v in expl.items()})
+        out = {k: float(v) for k, v in metrics.items()}
+        out["nonfinite_updates"] = float(self.nonfinite_updates + out.pop("nonfinite_behavior", 0.0))
+        return out
+
+    def _task_reward(self, states: State, actions: torch.Tensor) -> torch.Tensor:
+        """Extrinsic reward of the imagined steps, plus the scaled intrinsic reward when one is mixed in."""
+        reward = self.config.extrinsic_scale * self.world_model.reward(states.feat[1:]).float()
+        if self.intrinsic is not None:
+            reward = reward + self._intrinsic_reward(states, actions)
+        return reward
+
+    def _intrinsic_reward(self, states: State, actions: torch.Tensor) -> torch.Tensor:
+        return self.config.intrinsic_scale * self.intrinsic.imagined_reward(states, actions).float()
+
+    def _check_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        keys = ("obs", "action", "reward", "is_first", "is_terminal")
+        missing = [k for k in keys if k not in batch]
+        if missing:
+            raise ValueError(f"batch is missing {missing}; expected keys {keys} (see SequenceReplay.sample)")
+        batch = {k: torch.as_tensor(batch[k]).to(self.device, non_blocking=True) for k in keys}
+        self.world_model.check_obs(batch["obs"])
+        b, t = batch["obs"].shape[:2]
+        if batch["action"].shape != (b, t, self.action_dim):
+            raise ValueError(f"batch['action'] must have shape (B, T, {self.action_dim}) = {(b, t, self.action_dim)}"
+                             f", got {tuple(batch['action'].shape)}")
+        for k in ("reward", "is_first", "is_terminal"):
+            if batch[k].shape != (b, t):
+                raise ValueError(f"batch[{k!r}] must have shape (B, T) = {(b, t)}, got {tuple(batch[k].shape)}")
+        batch["action"] = batch["action"].float()
+        return batch
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        opts = {"model": self.model_opt, "actor": self.task_behavior.actor_opt,
+                "critic": self.task_behavior.critic_opt}
+        if self.intrinsic is not None:
+            opts["intrinsic"] = self.intrinsic.opt
+        if self.expl_behavior is not None:
+            opts["expl_actor"], opts["expl_critic"] = self.expl_behavior.actor_opt, self.expl_behavior.critic_opt
+        return opts
+
+    def checkpoint_state(self) -> dict:
+        """Weights, optimiser states and counters, for `torch.save` (loadable with weights_only=True)."""
+        return {"modules": self.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers().items()},
+                "nonfinite_updates": self.nonfinite_updates}
+
+    def load_checkpoint_state(self, state: dict) -> None:
+        self.load_state_dict(state["modules"])
+        for name, opt in self.optimizers().items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.nonfinite_updates = int(state["nonfinite_updates"])

@@ -1,0 +1,185 @@
+"""All hyperparameters in one dataclass, with named presets.
+
+`Config.preset("paper")` gives the sizes of DreamerV2 (Hafner et al., 2021, Atari settings); the other presets
+shrink the networks and the batch so the same code path runs in seconds ("debug"), in minutes on a CPU ("small"),
+or within about 25 minutes on one GPU ("carracing"). Every field has a one-line help string, which the CLI of
+`dreamer_tutorial.train` shows in `--help`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+
+def quick_mode() -> bool:
+    """True when the environment variable DREAMER_QUICK=1 (CI and fast notebook runs)."""
+    return os.environ.get("DREAMER_QUICK", "0") == "1"
+
+
+def _f(default, help: str):
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class Config:
+    # --- environment -------------------------------------------------------------------------------------------
+    env: str = _f("dreamer_tutorial/PointReach-v0", "gymnasium id of a pixel environment")
+    image_size: int = _f(64, "frames are resized to image_size x image_size x 3")
+    action_repeat: int = _f(1, "each policy action is repeated this many env frames (rewards summed)")
+    time_limit: int = _f(0, "episode length limit in policy steps (0: the env's own)")
+    num_envs: int = _f(1, "parallel environments used for collection")
+    seed: int = _f(0, "seed for torch, numpy and the environments")
+    device: str = _f("auto", "torch device: auto, cpu, cuda, cuda:0, ...")
+    # --- training loop -----------------------------------------------------------------------------------------
+    steps: int = _f(100_000, "total policy steps to collect (summed over parallel envs)")
+    prefill: int = _f(5_000, "random-action steps collected before the first update")
+    train_every: int = _f(5, "policy steps collected per gradient update")
+    batch_size: int = _f(16, "sequences per training batch (B)")
+    batch_length: int = _f(50, "steps per training sequence (T)")
+    replay_capacity: int = _f(1_000_000, "policy steps kept in the replay buffer")
+    eval_every: int = _f(10_000, "policy steps between evaluations")
+    eval_episodes: int = _f(10, "episodes per evaluation (greedy policy)")
+    log_every: int = _f(1_000, "policy steps between metric rows in metrics.csv / TensorBoard")
+    checkpoint_minutes: float = _f(10.0, "minutes between checkpoints (one is also written at the end)")
+    video_every_eval: bool = _f(True, "write a policy video and an open-loop prediction image at each eval")
+    precision: str = _f("fp32", "fp32 or bf16 (autocast on CUDA; fp32 on CPU)")
+    compile: bool = _f(False, "torch.compile the networks (GPU runs)")
+    # --- world model -------------------------------------------------------------------------------------------
+    cnn_depth: int = _f(48, "encoder/decoder channel multiplier d: channels d*(1,2,4,8)")
+    deter: int = _f(600, "size of the deterministic GRU state h")
+    hidden: int = _f(600, "width of the RSSM's hidden layers")
+    stoch: int = _f(32, "number of categorical latent variables")
+    classes: int = _f(32, "classes per categorical latent variable")
+    mlp_units: int = _f(400, "width of the reward, discount, actor and critic MLPs")
+    mlp_layers: int = _f(4, "hidden layers of those MLPs")
+    kl_balance: float = _f(0.8, "KL balancing: weight of the prior's side of the KL (alpha)")
+    kl_free: float = _f(0.0, "free nats: KL below this value is not penalised")
+    kl_scale: float = _f(0.1, "weight of the KL term in the world-model loss (beta)")
+    discount_scale: float = _f(5.0, "weight of the discount (episode continuation) loss")
+    model_lr: float = _f(2e-4, "world-model learning rate")
+    # --- behaviour ---------------------------------------------------------------------------------------------
+    horizon: int = _f(15, "imagination horizon H")
+    gamma: float = _f(0.999, "discount factor")
+    lambda_: float = _f(0.95, "lambda of the lambda-return")
+    actor_lr: float = _f(4e-5, "actor learning rate")
+    critic_lr: float = _f(1e-4, "critic learning rate")
+    actor_grad: str = _f("auto", "reinforce, dynamics, both, or auto (reinforce if discrete else dynamics)")
+    actor_grad_mix: float = _f(0.0, "for actor_grad=both: weight of REINFORCE (1 - weight: dynamics backprop)")
+    actor_entropy: float = _f(1e-3, "entropy bonus scale (eta)")
+    actor_min_std: float = _f(0.1, "minimum standard deviation of the continuous actor")
+    target_update_every: int = _f(100, "updates between hard copies of the critic into the target critic")
+    adam_eps: float = _f(1e-5, "Adam epsilon")
+    grad_clip: float = _f(100.0, "gradient-norm clipping threshold")
+    # --- exploration -------------------------------------------------------------------------------------------
+    intrinsic: str = _f("none", "none, curiosity or plan2explore")
+    intrinsic_scale: float = _f(0.1, "weight of the intrinsic reward in imagination")
+    extrinsic_scale: float = _f(1.0, "weight of the extrinsic (task) reward in imagination")
+    ensemble_size: int = _f(10, "Plan2Explore: number of one-step models in the ensemble")
+    expl_behavior: bool = _f(False, "Plan2Explore: act with a separate exploration actor-critic")
+    intrinsic_lr: float = _f(3e-4, "learning rate of the curiosity / ensemble predictors")
+    logdir: str = _f("runs/dreamer", "directory for metrics.csv, TensorBoard, checkpoints and videos")
+
+    def __post_init__(self):
+        self.validate()
+
+    # ----------------------------------------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides) -> Config:
+        """Build a config from a named preset, then apply `overrides` (field=value)."""
+        if name not in _PRESETS:
+            raise ValueError(f"unknown preset {name!r}; valid presets: {', '.join(_PRESETS)}")
+        values = dict(_PRESETS[name])
+        cls._check_fields(overrides)
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def _check_fields(cls, values: dict) -> None:
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(
+                f"unknown config field(s) {', '.join(unknown)}; valid fields: {', '.join(cls.field_names())}"
+            )
+
+    def replace(self, **overrides) -> Config:
+        """A copy with some fields changed (validated like a new config)."""
+        self._check_fields(overrides)
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field for values that cannot work."""
+        positive = ("image_size", "action_repeat", "num_envs", "batch_size", "batch_length", "replay_capacity",
+                    "eval_episodes", "log_every", "cnn_depth", "deter", "hidden", "stoch", "classes", "mlp_units",
+                    "horizon", "target_update_every", "ensemble_size", "train_every", "eval_every")
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"config field {name} must be a positive integer, got {value!r}")
+        for name in ("steps", "prefill", "time_limit", "mlp_layers"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"config field {name} must be a non-negative integer, got {value!r}")
+        for name in ("kl_balance", "gamma", "lambda_", "actor_grad_mix"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"config field {name} must lie in [0, 1], got {value!r}")
+        for name in ("model_lr", "actor_lr", "critic_lr", "adam_eps", "grad_clip", "intrinsic_lr",
+                     "actor_min_std", "checkpoint_minutes"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"config field {name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("kl_free", "kl_scale", "discount_scale", "actor_entropy", "intrinsic_scale",
+                     "extrinsic_scale"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"config field {name} must be >= 0, got {getattr(self, name)!r}")
+        choices = {"actor_grad": ("auto", "reinforce", "dynamics", "both"),
+                   "intrinsic": ("none", "curiosity", "plan2explore"),
+                   "precision": ("fp32", "bf16")}
+        for name, valid in choices.items():
+            if getattr(self, name) not in valid:
+                raise ValueError(f"config field {name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}")
+        if self.image_size != 64:
+            raise ValueError(f"config field image_size must be 64 (the conv encoder/decoder's size), got "
+                             f"{self.image_size}")
+        if self.expl_behavior and self.intrinsic == "none":
+            raise ValueError("config field expl_behavior needs intrinsic = curiosity or plan2explore")
+
+
+# Presets override Config's defaults (which are the paper's Atari values).
+_PRESETS: dict[str, dict] = {
+    # The full code path in seconds on a CPU: tiny networks, tiny batches.
+    "debug": dict(
+        cnn_depth=8, deter=32, hidden=32, stoch=8, classes=8, mlp_units=32, mlp_layers=2,
+        batch_size=4, batch_length=8, horizon=5, steps=1_000, prefill=200, train_every=10,
+        replay_capacity=20_000, eval_every=500, eval_episodes=2, log_every=100, target_update_every=10,
+        ensemble_size=3, gamma=0.99, kl_free=1.0, kl_scale=1.0, model_lr=1e-3, actor_lr=3e-4, critic_lr=3e-4,
+        actor_entropy=1e-3,
+    ),
+    # About 2M world-model parameters: learns PointReach in minutes on a 2-core CPU.
+    "small": dict(
+        cnn_depth=16, deter=200, hidden=200, stoch=16, classes=16, mlp_units=200, mlp_layers=2,
+        batch_size=8, batch_length=32, steps=20_000, prefill=1_000, train_every=5, replay_capacity=100_000,
+        eval_every=2_500, eval_episodes=5, log_every=500, gamma=0.99, kl_free=1.0, kl_scale=1.0,
+        model_lr=6e-4, actor_lr=8e-5, critic_lr=8e-5, actor_entropy=1e-4,
+    ),
+    # CarRacing-v3 in <= ~25 minutes on one H100. The DMC-vision settings of the paper (continuous control:
+    # deter 200, free nats 1, KL scale 1, gamma 0.99, dynamics backprop, lr 3e-4/8e-5/8e-5) with the
+    # encoder at d=32, 16 parallel envs and a train ratio of one update per 16 policy steps (~6k updates in
+    # 100k policy steps = 200k frames with action repeat 2), the batch of the paper (16 x 50).
+    "carracing": dict(
+        env="CarRacing-v3", action_repeat=2, num_envs=16, cnn_depth=32, deter=200, hidden=200, mlp_units=400,
+        mlp_layers=4, steps=100_000, prefill=5_000, train_every=16, replay_capacity=200_000, eval_every=25_000,
+        eval_episodes=20, log_every=2_000, gamma=0.99, kl_free=1.0, kl_scale=1.0, discount_scale=1.0,
+        model_lr=3e-4, actor_lr=8e-5, critic_lr=8e-5, actor_entropy=1e-4, precision="bf16",
+    ),
+    # The paper's Atari sizes (19.6M world-model parameters); all other fields are Config's defaults.
+    "paper": dict(),
+}

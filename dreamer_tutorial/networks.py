@@ -1,0 +1,95 @@
+"""The building blocks: MLP, the convolutional encoder and decoder of DreamerV2, and a distribution head.
+
+Encoder: 4 convolutions with kernel 4 and stride 2, channels d*(1, 2, 4, 8), ELU. A 64x64 frame shrinks to
+31, 14, 6, then 2 pixels a side, so the embedding has 8d * 2 * 2 = 32d features (1536 for the paper's d = 48).
+Decoder: the mirror image with transposed convolutions of kernels 5, 5, 6, 6 (1 -> 5 -> 13 -> 30 -> 64 pixels);
+its output is the mean of a unit-variance Normal over pixels scaled to [-0.5, 0.5].
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def preprocess(obs: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (..., H, W, 3) -> float (..., 3, H, W) in [-0.5, 0.5], as in DreamerV2."""
+    if obs.dtype != torch.uint8:
+        raise TypeError(f"observations must be uint8 frames (..., H, W, 3), got dtype {obs.dtype}")
+    if obs.dim() < 3 or obs.shape[-1] != 3:
+        raise ValueError(f"observations must have shape (..., H, W, 3), got {tuple(obs.shape)}")
+    return obs.movedim(-1, -3).float().div_(255.0).sub_(0.5)
+
+
+def mlp(inp: int, out: int, units: int, layers: int, act: type[nn.Module] = nn.ELU) -> nn.Sequential:
+    """`layers` hidden layers of width `units` with activation `act`, then a linear output layer."""
+    modules: list[nn.Module] = []
+    for _ in range(layers):
+        modules += [nn.Linear(inp, units), act()]
+        inp = units
+    modules.append(nn.Linear(inp, out))
+    return nn.Sequential(*modules)
+
+
+class ConvEncoder(nn.Module):
+    """64x64x3 frames -> a flat embedding of 32 * depth features."""
+
+    def __init__(self, depth: int = 48, image_size: int = 64):
+        super().__init__()
+        if image_size != 64:
+            raise ValueError(f"ConvEncoder expects 64x64 frames, got image_size={image_size}")
+        self.depth = depth
+        self.convs = nn.Sequential(
+            nn.Conv2d(3, depth, 4, 2), nn.ELU(),
+            nn.Conv2d(depth, 2 * depth, 4, 2), nn.ELU(),
+            nn.Conv2d(2 * depth, 4 * depth, 4, 2), nn.ELU(),
+            nn.Conv2d(4 * depth, 8 * depth, 4, 2), nn.ELU(),
+        )
+        self.out_dim = 32 * depth
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        """image: float (..., 3, 64, 64) in [-0.5, 0.5] -> (..., 32 * depth)."""
+        if image.shape[-3:] != (3, 64, 64):
+            raise ValueError(f"ConvEncoder expects images (..., 3, 64, 64), got {tuple(image.shape)}")
+        lead = image.shape[:-3]
+        x = self.convs(image.reshape(-1, 3, 64, 64))
+        return x.reshape(*lead, self.out_dim)
+
+
+class ConvDecoder(nn.Module):
+    """Model features -> the mean of a unit-variance Normal over the 64x64x3 frame (in [-0.5, 0.5] units)."""
+
+    def __init__(self, feat_dim: int, depth: int = 48):
+        super().__init__()
+        self.depth = depth
+        self.linear = nn.Linear(feat_dim, 32 * depth)
+        self.deconvs = nn.Sequential(
+            nn.ConvTranspose2d(32 * depth, 4 * depth, 5, 2), nn.ELU(),
+            nn.ConvTranspose2d(4 * depth, 2 * depth, 5, 2), nn.ELU(),
+            nn.ConvTranspose2d(2 * depth, depth, 6, 2), nn.ELU(),
+            nn.ConvTranspose2d(depth, 3, 6, 2),
+        )
+
+    def forward(self, feat: torch.Tensor) -> torch.Tensor:
+        """feat (..., feat_dim) -> mean image (..., 3, 64, 64)."""
+        lead = feat.shape[:-1]
+        x = self.linear(feat).reshape(-1, 32 * self.depth, 1, 1)
+        return self.deconvs(x).reshape(*lead, 3, 64, 64)
+
+
+def normal_nll(mean: torch.Tensor, target: torch.Tensor, event_dims: int = 0) -> torch.Tensor:
+    """Negative log-likelihood of `target` under Normal(mean, 1), without the constant log(2 pi) / 2 per dim.
+
+    That is 0.5 * (target - mean)^2, summed over the last `event_dims` dimensions (3 for an image (C, H, W)).
+    """
+    nll = 0.5 * (target - mean) ** 2
+    return nll.flatten(-event_dims).sum(-1) if event_dims else nll
+
+
+def bernoulli_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Negative log-likelihood of a 0/1 `target` under Bernoulli(sigmoid(logits)), elementwise."""
+    return nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
