@@ -68,7 +68,7 @@ class OneHotCategorical:
         probs = self.log_probs.exp()
         index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
         sample = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
-        return sample + probs - probs.detach()
+        return sample + (probs - probs.detach())
 
     def mode(self) -> torch.Tensor:
         return F.one_hot(self.logits.argmax(-1), self.logits.shape[-1]).to(self.logits.dtype)

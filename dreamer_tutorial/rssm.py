@@ -53,7 +53,7 @@ def straight_through_sample(logits: torch.Tensor) -> torch.Tensor:
     probs = logits.softmax(-1)
     index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
     one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
-    return one_hot + probs - probs.detach()
+    return one_hot + (probs - probs.detach())  # exactly one-hot forward, gradient of probs backward
 
 
 class LayerNormGRUCell(nn.Module):

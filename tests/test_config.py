@@ -1,0 +1,50 @@
+"""Config presets, overrides and validation."""
+
+import pytest
+
+from dreamer_tutorial import Config
+from dreamer_tutorial.config import quick_mode
+
+
+def test_presets_and_overrides():
+    for name in ("debug", "small", "carracing", "paper"):
+        assert isinstance(Config.preset(name), Config)
+    paper = Config.preset("paper")
+    assert (paper.deter, paper.stoch, paper.classes, paper.cnn_depth) == (600, 32, 32, 48)
+    assert (paper.batch_size, paper.batch_length, paper.horizon) == (16, 50, 15)
+    assert (paper.kl_balance, paper.gamma, paper.lambda_, paper.adam_eps) == (0.8, 0.999, 0.95, 1e-5)
+    assert Config.preset("debug", horizon=3).horizon == 3
+    assert Config.preset("carracing").env == "CarRacing-v3"
+
+
+def test_unknown_preset_lists_valid_ones():
+    with pytest.raises(ValueError, match="debug.*small.*carracing.*paper"):
+        Config.preset("atari")
+
+
+def test_unknown_field_lists_valid_ones():
+    with pytest.raises(ValueError, match="unknown config field.*horizn.*valid fields.*horizon"):
+        Config.preset("debug", horizn=3)
+    with pytest.raises(ValueError, match="horizn"):
+        Config.preset("debug").replace(horizn=3)
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("deter", -5, "deter must be a positive integer"),
+    ("horizon", 0, "horizon must be a positive integer"),
+    ("kl_balance", 1.5, r"kl_balance must lie in \[0, 1\]"),
+    ("kl_balance", -0.1, "kl_balance"),
+    ("intrinsic", "rnd", "intrinsic must be one of none, curiosity, plan2explore"),
+    ("model_lr", 0.0, "model_lr must be > 0"),
+    ("image_size", 96, "image_size must be 64"),
+])
+def test_impossible_values_are_rejected(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        Config.preset("debug", **{field: value})
+
+
+def test_quick_mode_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("DREAMER_QUICK", "1")
+    assert quick_mode()
+    monkeypatch.setenv("DREAMER_QUICK", "0")
+    assert not quick_mode()
