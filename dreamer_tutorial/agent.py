@@ -59,8 +59,11 @@ class Dreamer(nn.Module):
 
     # --- acting ------------------------------------------------------------------------------------------------
     def _autocast(self):
-        use = self.config.precision == "bf16" and self.device.type == "cuda"
-        return torch.autocast("cuda", torch.bfloat16) if use else contextlib.nullcontext()
+        """bf16 autocast for matmuls and convolutions when config.precision == "bf16" (CUDA, or CPUs with AMX /
+        AVX512-BF16); losses, distributions and optimiser states stay in fp32."""
+        if self.config.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, torch.bfloat16)
 
     @torch.no_grad()
     def policy(self, obs, state: tuple[State, torch.Tensor] | None = None, training: bool = True,

@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from .config import Config
 from .networks import mlp
-from .rssm import State
+from .rssm import State, sample_one_hot
 
 
 def lambda_return(reward: torch.Tensor, value: torch.Tensor, discount: torch.Tensor, bootstrap: torch.Tensor,
@@ -66,12 +66,14 @@ class OneHotCategorical:
 
     def rsample(self) -> torch.Tensor:
         probs = self.log_probs.exp()
-        index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
-        sample = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
-        return sample + (probs - probs.detach())
+        return sample_one_hot(probs.detach()) + (probs - probs.detach())
 
     def mode(self) -> torch.Tensor:
         return F.one_hot(self.logits.argmax(-1), self.logits.shape[-1]).to(self.logits.dtype)
+
+    @staticmethod
+    def stack(dists: list[OneHotCategorical]) -> OneHotCategorical:
+        return OneHotCategorical(torch.stack([d.logits for d in dists]))
 
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
         return (action * self.log_probs).sum(-1)
@@ -91,6 +93,10 @@ class TanhNormal:
 
     def mode(self) -> torch.Tensor:
         return torch.tanh(self.normal.mean)
+
+    @staticmethod
+    def stack(dists: list[TanhNormal]) -> TanhNormal:
+        return TanhNormal(torch.stack([d.normal.loc for d in dists]), torch.stack([d.normal.scale for d in dists]))
 
     def log_prob(self, action: torch.Tensor) -> torch.Tensor:
         u = torch.atanh(action.clamp(-0.999999, 0.999999))
@@ -180,9 +186,18 @@ class ActorCritic(nn.Module):
     def value(self, feat: torch.Tensor, target: bool = False) -> torch.Tensor:
         return (self.target_critic if target else self.critic)(feat).squeeze(-1).float()
 
-    def imagine(self, world_model, start: State, horizon: int) -> tuple[State, torch.Tensor]:
-        """Imagined states (H + 1, N, ...) and actions (H, N, A); the actor sees detached features."""
-        return world_model.rssm.imagine(lambda s: self.actor(s.feat.detach()).rsample(), start, horizon)
+    def imagine(self, world_model, start: State, horizon: int):
+        """Imagined states (H + 1, N, ...), actions (H, N, A) and the actor's distributions at s_0 .. s_{H-1}
+        (batched over (H, N)). The actor sees detached features: its gradient reaches the returns only through
+        the actions it picks."""
+        dists = []
+
+        def policy(state: State) -> torch.Tensor:
+            dists.append(self.actor(state.feat.detach()))
+            return dists[-1].rsample()
+
+        states, actions = world_model.rssm.imagine(policy, start, horizon)
+        return states, actions, type(dists[0]).stack(dists)
 
     def train_step(self, world_model, start: State, start_cont: torch.Tensor,
                    reward_fn: Callable[[State, torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
@@ -192,15 +207,14 @@ class ActorCritic(nn.Module):
         """
         c = self.config
         with frozen(world_model):
-            states, actions = self.imagine(world_model, start, c.horizon)
+            states, actions, dist = self.imagine(world_model, start, c.horizon)
             feat = states.feat
             reward = reward_fn(states, actions) if reward_fn else world_model.reward(feat[1:]).float()
             discount = world_model.discount(feat[1:]).float()
             value = self.value(feat, target=True)
             returns = lambda_return(reward, value[:-1], discount, value[-1], c.lambda_)
             weight = torch.cumprod(torch.cat([start_cont[None].float(), discount[:-1]], 0), 0).detach()
-            a_loss, metrics = actor_loss(self.actor(feat[:-1].detach()), actions, returns, value[:-1], weight,
-                                         self.reinforce, c.actor_entropy)
+            a_loss, metrics = actor_loss(dist, actions, returns, value[:-1], weight, self.reinforce, c.actor_entropy)
         c_loss = critic_loss(self.value(feat[:-1].detach()), returns, weight)
         self.actor_opt.zero_grad(set_to_none=True)
         self.critic_opt.zero_grad(set_to_none=True)

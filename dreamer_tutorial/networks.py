@@ -46,13 +46,14 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(4 * depth, 8 * depth, 4, 2), nn.ELU(),
         )
         self.out_dim = 32 * depth
+        self.to(memory_format=torch.channels_last)  # faster convolutions with oneDNN (CPU) and cuDNN (GPU)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """image: float (..., 3, 64, 64) in [-0.5, 0.5] -> (..., 32 * depth)."""
         if image.shape[-3:] != (3, 64, 64):
             raise ValueError(f"ConvEncoder expects images (..., 3, 64, 64), got {tuple(image.shape)}")
         lead = image.shape[:-3]
-        x = self.convs(image.reshape(-1, 3, 64, 64))
+        x = self.convs(image.reshape(-1, 3, 64, 64).contiguous(memory_format=torch.channels_last))
         return x.reshape(*lead, self.out_dim)
 
 
@@ -69,12 +70,18 @@ class ConvDecoder(nn.Module):
             nn.ConvTranspose2d(2 * depth, depth, 6, 2), nn.ELU(),
             nn.ConvTranspose2d(depth, 3, 6, 2),
         )
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         """feat (..., feat_dim) -> mean image (..., 3, 64, 64)."""
         lead = feat.shape[:-1]
-        x = self.linear(feat).reshape(-1, 32 * self.depth, 1, 1)
-        return self.deconvs(x).reshape(*lead, 3, 64, 64)
+        x = self.linear(feat).reshape(-1, 32 * self.depth)
+        # The first transposed convolution sees a 1x1 input, so it is exactly a matrix product with its weight
+        # (in, out, 5, 5) viewed as (in, out * 25); this is several times faster than the convolution routine.
+        first = self.deconvs[0]
+        x = (x @ first.weight.flatten(1).to(x.dtype)).reshape(-1, 4 * self.depth, 5, 5) + first.bias[:, None, None]
+        x = x.contiguous(memory_format=torch.channels_last)
+        return self.deconvs[1:](x).reshape(*lead, 3, 64, 64)
 
 
 def normal_nll(mean: torch.Tensor, target: torch.Tensor, event_dims: int = 0) -> torch.Tensor:

@@ -48,12 +48,18 @@ class State(NamedTuple):
         return State(*(torch.stack(xs, dim) for xs in zip(*states, strict=True)))
 
 
+def sample_one_hot(probs: torch.Tensor) -> torch.Tensor:
+    """One-hot samples from categoricals with probabilities `probs` (..., classes), by inverting the CDF with
+    one uniform number per variable (cheaper than torch.multinomial for many small categoricals)."""
+    u = torch.rand(probs.shape[:-1] + (1,), device=probs.device, dtype=probs.dtype)
+    index = (probs.cumsum(-1) < u).sum(-1).clamp_(max=probs.shape[-1] - 1)
+    return F.one_hot(index, probs.shape[-1]).to(probs.dtype)
+
+
 def straight_through_sample(logits: torch.Tensor) -> torch.Tensor:
     """One-hot sample from Categorical(logits) over the last dim; gradient flows to the logits via the probs."""
     probs = logits.softmax(-1)
-    index = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1).reshape(probs.shape[:-1])
-    one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
-    return one_hot + (probs - probs.detach())  # exactly one-hot forward, gradient of probs backward
+    return sample_one_hot(probs.detach()) + (probs - probs.detach())  # one-hot forward, grad of probs backward
 
 
 class LayerNormGRUCell(nn.Module):

@@ -83,20 +83,20 @@ def test_target_critic_lags_until_the_copy_step():
 
 
 def imagined_returns(config, wm, ac, start):
-    states, actions = ac.imagine(wm, start, config.horizon)
+    states, actions, dist = ac.imagine(wm, start, config.horizon)
     value = ac.value(states.feat, target=True)
     returns = lambda_return(wm.reward(states.feat[1:]), value[:-1], wm.discount(states.feat[1:]), value[-1],
                             config.lambda_)
-    return states, actions, value, returns
+    return states, actions, dist, value, returns
 
 
 @pytest.mark.parametrize("discrete", [True, False])
 def test_actor_loss_never_reaches_the_world_model_and_critic_loss_never_the_actor(discrete):
     config, wm, ac, start, cont = make_parts(discrete)
     with frozen(wm):
-        states, actions, value, returns = imagined_returns(config, wm, ac, start)
-        loss, _ = actor_loss(ac.actor(states.feat[:-1].detach()), actions, returns, value[:-1],
-                             torch.ones_like(returns), ac.reinforce, config.actor_entropy)
+        states, actions, dist, value, returns = imagined_returns(config, wm, ac, start)
+        loss, _ = actor_loss(dist, actions, returns, value[:-1], torch.ones_like(returns), ac.reinforce,
+                             config.actor_entropy)
     loss.backward()
     assert all(p.grad is None for p in wm.parameters()), "actor loss produced gradients in the world model"
     assert all(p.requires_grad for p in wm.parameters()), "frozen() must restore requires_grad"
@@ -111,7 +111,7 @@ def test_actor_loss_never_reaches_the_world_model_and_critic_loss_never_the_acto
 def test_dynamics_backprop_differentiates_returns_through_the_frozen_model():
     config, wm, ac, start, cont = make_parts(discrete=False)
     with frozen(wm):
-        _, _, _, returns = imagined_returns(config, wm, ac, start)
+        *_, returns = imagined_returns(config, wm, ac, start)
     grads = torch.autograd.grad(returns.sum(), list(ac.actor.parameters()))
     assert sum(g.abs().sum() for g in grads) > 0  # returns depend on the actor via actions -> states -> rewards
 

@@ -153,3 +153,17 @@ def test_bad_observations_give_clear_errors():
         wm.embed(torch.zeros(2, 3, 64, 64, dtype=torch.uint8))
     with pytest.raises(ValueError, match="observe expects"):
         wm.rssm.observe(torch.zeros(2, 3, wm.encoder.out_dim), torch.zeros(2, 4, 2), torch.zeros(2, 3))
+
+
+def test_decoder_shapes_and_its_first_layer_shortcut_equals_the_transposed_convolution():
+    from dreamer_tutorial.networks import ConvDecoder, ConvEncoder
+
+    torch.manual_seed(0)
+    encoder, decoder = ConvEncoder(depth=8), ConvDecoder(feat_dim=20, depth=8)
+    assert encoder(torch.rand(5, 2, 3, 64, 64) - 0.5).shape == (5, 2, 32 * 8)
+    feat = torch.randn(6, 20)
+    out = decoder(feat)
+    assert out.shape == (6, 3, 64, 64)
+    # The reference: every layer as a transposed convolution, starting from a 1x1 "image".
+    reference = decoder.deconvs(decoder.linear(feat).reshape(6, 32 * 8, 1, 1))
+    torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)
