@@ -56,7 +56,8 @@ class _LatentPredictor(nn.Module):
         self.feat_dim, self.action_dim, self.target_dim = feat_dim, action_dim, target_dim
 
     def _check(self, feat: torch.Tensor, action: torch.Tensor) -> None:
-        if feat.shape[-1] != self.feat_dim or action.shape[-1] != self.action_dim or feat.shape[:-1] != action.shape[:-1]:
+        wrong_dims = feat.shape[-1] != self.feat_dim or action.shape[-1] != self.action_dim
+        if wrong_dims or feat.shape[:-1] != action.shape[:-1]:
             raise ValueError(f"expected feat (..., {self.feat_dim}) and action (..., {self.action_dim}) with the same "
                              f"leading dims, got {tuple(feat.shape)} and {tuple(action.shape)}")
 

@@ -150,7 +150,8 @@ class RSSM(nn.Module):
             priors.append(prior)
         return State.stack(posts, 1), State.stack(priors, 1)
 
-    def imagine(self, policy: Callable[[State], torch.Tensor], start: State, horizon: int) -> tuple[State, torch.Tensor]:
+    def imagine(self, policy: Callable[[State], torch.Tensor], start: State,
+                horizon: int) -> tuple[State, torch.Tensor]:
         """Roll the prior forward `horizon` steps from `start` (batch (N, ...)), choosing actions with `policy`.
 
         Returns the states (horizon + 1, N, ...) time-major, index 0 being `start`, and the actions

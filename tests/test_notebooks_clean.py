@@ -16,5 +16,6 @@ def test_all_nine_lessons_exist():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_is_stored_without_outputs(path):
     cells = json.loads(path.read_text())["cells"]
-    dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
+    code = [(i, c) for i, c in enumerate(cells) if c["cell_type"] == "code"]
+    dirty = [i for i, c in code if c.get("outputs") or c.get("execution_count")]
     assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; strip them before committing"

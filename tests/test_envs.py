@@ -1,0 +1,125 @@
+"""make_env and its wrappers: frame format, action mapping, action repeat, and the PointReach toy env."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from dreamer_tutorial import make_env
+from dreamer_tutorial.envs import ActionRepeat, CarRacingActions, PointReachEnv, ResizeObservation
+
+
+def test_pointreach_frames_and_dense_reward():
+    env = make_env("dreamer_tutorial/PointReach-v0", seed=0)
+    obs, info = env.reset(seed=3)
+    assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+    assert env.action_space == gym.spaces.Box(-1, 1, (2,), np.float32)
+    point, target = env.unwrapped.point.copy(), env.unwrapped.target
+    obs, reward, terminated, truncated, info = env.step(np.array([1.0, 0.0]))
+    expected_point = np.clip(point + np.array([0.15, 0.0]), -1, 1)
+    np.testing.assert_allclose(env.unwrapped.point, expected_point, atol=1e-6)
+    assert reward == pytest.approx(-np.linalg.norm(expected_point - target), abs=1e-6)
+    # The frame shows the point (red) and the target (green) where the state says they are.
+    row, col = int((1 - expected_point[1]) / 2 * 64), int((expected_point[0] + 1) / 2 * 64)
+    assert tuple(obs[min(row, 63), min(col, 63)]) == (230, 40, 40)
+
+
+def test_pointreach_episode_is_50_steps_and_truncated():
+    env = make_env("dreamer_tutorial/PointReachDiscrete-v0", seed=0)
+    env.reset()
+    for step in range(1, 51):
+        _, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        assert not terminated
+        assert truncated == (step == 50)
+
+
+def test_pointreach_sparse_reward_and_fixed_target():
+    env = PointReachEnv(sparse=True, target=(0.0, 0.0))
+    env.reset(seed=0)
+    env.point = np.array([0.05, 0.0], np.float32)
+    assert env.step(np.zeros(2))[1] == 1.0
+    env.point = np.array([0.9, 0.9], np.float32)
+    assert env.step(np.zeros(2))[1] == 0.0
+    with pytest.raises(ValueError, match="target"):
+        PointReachEnv(target=(2.0, 0.0))
+
+
+def test_greedy_policy_beats_random_on_pointreach():
+    """The task is learnable: heading for the target scores far above random (the learning test relies on it)."""
+    def run(policy, episodes=20):
+        env = make_env("dreamer_tutorial/PointReach-v0", seed=1)
+        returns = []
+        for _ in range(episodes):
+            env.reset()
+            total, done = 0.0, False
+            while not done:
+                _, r, terminated, truncated, _ = env.step(policy(env))
+                total, done = total + r, terminated or truncated
+            returns.append(total)
+        return np.mean(returns)
+
+    random_return = run(lambda env: env.action_space.sample())
+    greedy_return = run(lambda env: np.clip((env.unwrapped.target - env.unwrapped.point) / 0.15, -1, 1))
+    assert random_return < -35 and greedy_return > -8, (random_return, greedy_return)
+
+
+def test_carracing_wrappers_map_actions_resize_and_repeat():
+    env = make_env("CarRacing-v3", image_size=64, action_repeat=2, seed=0)
+    assert env.observation_space.shape == (64, 64, 3) and env.observation_space.dtype == np.uint8
+    assert env.action_space == gym.spaces.Box(-1, 1, (3,), np.float32)
+    mapper = env.env.env  # TimeLimit is absent (time_limit=0): Resize -> ActionRepeat -> CarRacingActions
+    assert isinstance(mapper, CarRacingActions)
+    np.testing.assert_allclose(mapper.action(np.array([-1.0, -1.0, 1.0])), [-1.0, 0.0, 1.0])
+    np.testing.assert_allclose(mapper.action(np.array([0.5, 0.0, -1.0])), [0.5, 0.5, 0.0])
+    np.testing.assert_allclose(mapper.action(np.array([3.0, 2.0, -5.0])), [1.0, 1.0, 0.0])  # clipped
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+    obs, reward, *_ = env.step(np.zeros(3, np.float32))
+    assert obs.shape == (64, 64, 3) and np.isfinite(reward)
+
+
+class _Counter(gym.Env):
+    """Reward 1 per frame, terminates after 5 frames; records how many frames ran."""
+
+    observation_space = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        self.frames = 0
+        return np.full((8, 8, 3), 0, np.uint8), {}
+
+    def step(self, action):
+        self.frames += 1
+        return np.full((8, 8, 3), self.frames, np.uint8), 1.0, self.frames >= 5, False, {}
+
+
+def test_action_repeat_sums_rewards_and_stops_at_episode_end():
+    env = ActionRepeat(_Counter(), 3)
+    env.reset()
+    obs, reward, terminated, _, _ = env.step(0)
+    assert reward == 3.0 and not terminated and obs[0, 0, 0] == 3
+    obs, reward, terminated, _, _ = env.step(0)
+    assert reward == 2.0 and terminated and env.unwrapped.frames == 5  # stopped after the terminal frame
+
+
+def test_resize_averages_areas():
+    env = ResizeObservation(_Counter(), 4)
+    env.reset()
+    obs, *_ = env.step(0)
+    assert obs.shape == (4, 4, 3) and obs.dtype == np.uint8 and np.all(obs == 1)
+    frame = np.zeros((8, 8, 3), np.uint8)
+    frame[:, :4] = 200  # left half bright: each output pixel averages a 2x2 block
+    out = env.observation(frame)
+    assert np.all(out[:, :2] == 200) and np.all(out[:, 2:] == 0)
+
+
+def test_bad_env_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="PointReach"):
+        make_env("NoSuchEnv-v0")
+    with pytest.raises(ValueError, match="action_repeat"):
+        make_env("dreamer_tutorial/PointReach-v0", action_repeat=0)
+    with pytest.raises(ValueError, match="RGB frames"):
+        ResizeObservation(gym.make("CartPole-v1"), 64)
+    env = make_env("dreamer_tutorial/PointReach-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="shape \\(2,\\)"):
+        env.step(np.zeros(3))
