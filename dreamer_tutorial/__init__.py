@@ -9,7 +9,9 @@ from .behavior import ActorCritic, lambda_return
 from .config import Config, quick_mode
 from .envs import make_env
 from .rssm import RSSM, State
+from .train import evaluate, train
 from .world_model import WorldModel, kl_balance
 
 __all__ = ["Config", "quick_mode", "make_env", "RSSM", "State", "WorldModel", "kl_balance", "ActorCritic",
            "lambda_return", "Dreamer", "train", "evaluate"]
+

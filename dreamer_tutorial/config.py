@@ -44,7 +44,7 @@ class Config:
     log_every: int = _f(1_000, "policy steps between metric rows in metrics.csv / TensorBoard")
     checkpoint_minutes: float = _f(10.0, "minutes between checkpoints (one is also written at the end)")
     video_every_eval: bool = _f(True, "write a policy video and an open-loop prediction image at each eval")
-    precision: str = _f("fp32", "fp32 or bf16 (autocast on CUDA; fp32 on CPU)")
+    precision: str = _f("fp32", "fp32 or bf16 (autocast of matmuls and convs, on CUDA or on CPUs with bf16 support)")
     compile: bool = _f(False, "torch.compile the networks (GPU runs)")
     # --- world model -------------------------------------------------------------------------------------------
     cnn_depth: int = _f(48, "encoder/decoder channel multiplier d: channels d*(1,2,4,8)")

@@ -84,7 +84,7 @@ class PointReachEnv(gym.Env):
     def _frame(self) -> np.ndarray:
         frame = np.full((self.size, self.size, 3), 30, np.uint8)
         pixel = 2 / self.size
-        for pos, colour, r in ((self.target, (40, 200, 60), 4.5 * pixel), (self.point, (230, 40, 40), 3.5 * pixel)):
+        for pos, colour, r in ((self.target, (40, 200, 60), 6.5 * pixel), (self.point, (230, 40, 40), 5 * pixel)):
             mask = (self._x - pos[0]) ** 2 + (self._y - pos[1]) ** 2 <= r ** 2
             frame[mask] = colour
         return frame

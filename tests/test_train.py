@@ -1,0 +1,201 @@
+"""The training system: evaluation, checkpoints (atomic, resumable, interrupt-safe), logging, CLI, CarRacing."""
+
+import csv
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from dreamer_tutorial import Config, evaluate, make_env, train
+from dreamer_tutorial.agent import Dreamer
+from dreamer_tutorial.train import (
+    CHECKPOINT,
+    _Trainer,
+    load_checkpoint,
+    make_vector_env,
+    save_checkpoint,
+)
+from dreamer_tutorial.train.__main__ import main
+
+
+def tiny(tmp_path, **overrides):
+    values = dict(device="cpu", steps=300, prefill=100, train_every=10, eval_every=10_000, eval_episodes=2,
+                  log_every=100, video_every_eval=False, logdir=str(tmp_path / "run"))
+    values.update(overrides)
+    return Config.preset("debug", **values)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_returns_metrics_and_writes_the_logdir(tmp_path):
+    config = tiny(tmp_path, video_every_eval=True)
+    result = train(config, progress=False)
+    assert result["steps"] == 300 and result["updates"] == (300 - 100) // 10
+    assert len(result["eval_returns"]) == 2 and np.isfinite(result["eval_return"])
+    logdir = tmp_path / "run"
+    rows = read_csv(logdir / "metrics.csv")
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(steps) and steps[-1] == 300
+    assert any(r["model_loss"] for r in rows) and any(r["eval_return"] for r in rows)
+    assert list(logdir.glob("events.out.tfevents.*")), "no TensorBoard event file"
+    assert (logdir / "checkpoints" / CHECKPOINT).exists()
+    assert list((logdir / "videos").glob("policy_*.mp4")) and list((logdir / "videos").glob("openloop_*.png"))
+
+
+def test_resume_restores_counters_replay_and_optimizers_then_continues(tmp_path):
+    config = tiny(tmp_path)
+    first = train(config, progress=False)
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / CHECKPOINT)
+    assert saved["counters"]["step"] == 300 and saved["counters"]["updates"] == first["updates"] == 20
+
+    resumed = _Trainer(config.replace(steps=500), None, resume=True, progress=False)
+    assert (resumed.step, resumed.updates) == (300, 20)
+    assert len(resumed.replay) == int(saved["replay"]["filled"].sum()) > 0
+    opt_now = resumed.agent.model_opt.state_dict()
+    opt_saved = saved["agent"]["optimizers"]["model"]
+    assert opt_now["state"][0]["step"] == opt_saved["state"][0]["step"] == 20
+    assert torch.equal(opt_now["state"][0]["exp_avg"], opt_saved["state"][0]["exp_avg"])
+    for name, value in resumed.agent.state_dict().items():  # weights, and extra state such as update counters
+        expected = saved["agent"]["modules"][name]
+        assert torch.equal(value, expected) if torch.is_tensor(value) else value == expected, name
+    result = resumed.run()
+    assert result["steps"] == 500 and result["updates"] == (500 - 100) // 10
+    steps = [int(r["step"]) for r in read_csv(tmp_path / "run" / "metrics.csv")]
+    assert steps[0] == 100 and steps[-1] == 500 and steps == sorted(steps), "the CSV must be appended, not restarted"
+
+
+def test_starting_a_new_run_over_an_existing_one_is_an_error(tmp_path):
+    config = tiny(tmp_path, steps=120)
+    train(config, progress=False)
+    with pytest.raises(ValueError, match="resume"):
+        train(config, progress=False)
+
+
+class _Interrupting(gym.Wrapper):
+    """Raises KeyboardInterrupt (a Ctrl-C) at the given global step count."""
+
+    calls = 0
+
+    def __init__(self, env, at):
+        super().__init__(env)
+        self.at = at
+
+    def step(self, action):
+        _Interrupting.calls += 1
+        if _Interrupting.calls == self.at:
+            raise KeyboardInterrupt
+        return self.env.step(action)
+
+
+def test_an_interrupted_run_keeps_its_state_and_resumes_where_it_stopped(tmp_path):
+    config = tiny(tmp_path, steps=400, checkpoint_minutes=60.0)
+    _Interrupting.calls = 0
+    with pytest.raises(KeyboardInterrupt):
+        train(config, env_fn=lambda: _Interrupting(make_env(config.env), at=251), progress=False)
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / CHECKPOINT)
+    # 250 env.step calls plus the autoreset steps (one per finished 50-step episode) that replace env.step
+    step = saved["counters"]["step"]
+    assert 250 <= step <= 256 and saved["counters"]["updates"] == (step - 100) // 10
+    result = train(config, resume=True, progress=False)
+    assert result["steps"] == 400 and result["updates"] == 30  # continued from there, did not start again
+    steps = [int(r["step"]) for r in read_csv(tmp_path / "run" / "metrics.csv")]
+    assert steps == sorted(steps) and steps[:2] == [100, 200]
+
+
+def test_a_crash_while_writing_a_checkpoint_keeps_the_last_good_one(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoints" / CHECKPOINT
+    save_checkpoint(path, {"step": torch.tensor(1)})
+
+    def crashing_save(obj, f):
+        with open(f, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crashing_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"step": torch.tensor(2)})
+    assert load_checkpoint(path)["step"].item() == 1
+    assert list(path.parent.iterdir()) == [path], "the partial temporary file must be removed"
+
+
+class _NanReward(gym.Wrapper):
+    """Every 7th reward is NaN: the reward loss of any batch containing it is not finite."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.count = 0
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.count += 1
+        return obs, float("nan") if self.count % 7 == 0 else reward, terminated, truncated, info
+
+
+def test_nonfinite_updates_are_skipped_counted_and_logged(tmp_path):
+    config = tiny(tmp_path, steps=250)
+    trainer = _Trainer(config, lambda: _NanReward(make_env(config.env)), resume=False, progress=False)
+    result = trainer.run()
+    assert result["nonfinite_updates"] == result["updates"] > 0  # every batch of 8 steps holds a NaN reward
+    assert all(torch.isfinite(p).all() for p in trainer.agent.parameters()), "NaN reached the weights"
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert float(rows[-1]["nonfinite_updates"]) == result["nonfinite_updates"]
+
+
+def test_evaluate_runs_exactly_the_requested_episodes_greedily(tmp_path):
+    config = tiny(tmp_path, num_envs=3)
+    envs = make_vector_env(config)
+    agent = Dreamer(config, envs.single_observation_space, envs.single_action_space)
+    envs.reset(seed=5)
+    first = evaluate(agent, envs, episodes=4, seed=11)
+    second = evaluate(agent, envs, episodes=4, seed=11)
+    assert len(first["returns"]) == 4
+    assert first["returns"] == second["returns"], "greedy evaluation with the same seeds must be deterministic"
+    assert first["min"] <= first["mean"] <= first["max"]
+    single = evaluate(agent, make_env(config.env), episodes=2, seed=11, record=True)
+    assert len(single["returns"]) == 2 and single["frames"].shape == (50, 64, 64, 3)
+    with pytest.raises(ValueError, match="episodes"):
+        evaluate(agent, envs, episodes=0)
+
+
+def test_cli_help_and_errors(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--preset" in out and "--resume" in out and "imagination horizon" in out
+    for argv, message in ((["--preset", "nope"], "valid presets"), (["--bogus", "1"], "unrecognized"),
+                          (["--preset", "debug", "--kl_balance", "2"], "kl_balance"),
+                          (["--preset", "debug", "--steps", "ten"], "invalid int")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_cli_trains_and_resumes(tmp_path, capsys):
+    args = ["--preset", "debug", "--device", "cpu", "--steps", "150", "--prefill", "100", "--eval_episodes", "1",
+            "--video_every_eval", "false", "--logdir", str(tmp_path / "cli"), "--no-progress"]
+    assert main(args) == 0
+    assert main(args) == 2 and "resume" in capsys.readouterr().err  # refuses to overwrite the run
+    assert main([*args[:5], "250", *args[6:], "--resume"]) == 0
+    assert load_checkpoint(tmp_path / "cli" / "checkpoints" / CHECKPOINT)["counters"]["step"] == 250
+
+
+def test_carracing_smoke(tmp_path):
+    """A few hundred steps of the debug preset through the real CarRacing-v3 env (continuous actions)."""
+    config = tiny(tmp_path, env="CarRacing-v3", action_repeat=2, time_limit=60, steps=240, prefill=120,
+                  train_every=12, eval_episodes=1)
+    trainer = _Trainer(config, None, resume=False, progress=False)
+    assert trainer.agent.action_dim == 3 and not trainer.agent.discrete
+    result = trainer.run()
+    assert result["updates"] == 10 and result["nonfinite_updates"] == 0
+    assert np.isfinite(result["eval_return"]) and result["episodes"] >= 3  # 60-step episodes
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert np.isfinite(float(rows[-1]["model_loss"]))
+    # Real CarRacing frames: the grass is green, the replay holds them as uint8.
+    frames = trainer.replay.obs[0, :100]
+    assert frames.dtype == np.uint8 and frames[..., 1].mean() > frames[..., 2].mean()
