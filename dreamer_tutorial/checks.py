@@ -99,24 +99,234 @@ def _compare_gradients(name, args_l, out_l, args_r, out_r, grad_inputs, generato
 
 
 # --- lesson 01 ---
+def reference_carracing_action(action: torch.Tensor) -> torch.Tensor:
+    """Policy action in [-1, 1]^3 (clipped) -> CarRacing's (steer in [-1, 1], gas in [0, 1], brake in [0, 1])."""
+    a = action.clamp(-1, 1)
+    return torch.stack([a[..., 0], (a[..., 1] + 1) / 2, (a[..., 2] + 1) / 2], -1)
+
+
+def reference_discounted_return(reward: torch.Tensor, gamma: float) -> torch.Tensor:
+    """R_t = r_t + gamma R_{t+1} over the last axis (R after the last step is 0)."""
+    out, running = torch.zeros_like(reward), torch.zeros_like(reward[..., 0])
+    for t in reversed(range(reward.shape[-1])):
+        running = reward[..., t] + gamma * running
+        out[..., t] = running
+    return out
+
+
+def check_carracing_action(fn: Callable) -> None:
+    check_function(fn, reference_carracing_action, lambda g: (torch.randn(16, 3, generator=g) * 1.5,),
+                   name="carracing_action", hint="steer keeps its range; gas and brake map [-1, 1] linearly onto "
+                   "[0, 1]; clip the policy's action to [-1, 1] first")
+
+
+def check_discounted_return(fn: Callable) -> None:
+    def make_inputs(g):
+        return torch.randn(4, 20, generator=g), float(torch.rand(1, generator=g) * 0.5 + 0.5)
+    check_function(fn, reference_discounted_return, make_inputs, name="discounted_return",
+                   hint="work backwards from the last step; the return after the last step is 0")
 
 
 # --- lesson 02 ---
+def check_preprocess(fn: Callable) -> None:
+    from .networks import preprocess
+
+    check_function(fn, preprocess, lambda g: (torch.randint(0, 256, (2, 5, 64, 64, 3), generator=g,
+                                                            dtype=torch.uint8),),
+                   name="preprocess", hint="(..., H, W, 3) uint8 -> (..., 3, H, W) float in [-0.5, 0.5]: divide "
+                   "by 255, subtract 0.5, move the channel axis")
+
+
+def check_image_nll(fn: Callable) -> None:
+    from .networks import normal_nll
+
+    def make_inputs(g):
+        return torch.randn(4, 3, 64, 64, generator=g) * 0.3, torch.rand(4, 3, 64, 64, generator=g) - 0.5
+    check_function(fn, lambda mean, target: normal_nll(mean, target, event_dims=3), make_inputs,
+                   name="image_nll", grad_inputs=(0,), atol=1e-3,
+                   hint="unit-variance Gaussian without the constant: 0.5 (x - mean)^2, summed over (C, H, W), "
+                   "one value per image")
 
 
 # --- lesson 03 ---
+def reference_straight_through(logits: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
+    probs = torch.softmax(logits, -1)
+    return sample + probs - probs.detach()
+
+
+def check_straight_through(fn: Callable) -> None:
+    def make_inputs(g):
+        logits = torch.randn(8, 32, 32, generator=g)
+        index = torch.multinomial(torch.softmax(logits, -1).flatten(0, 1), 1, generator=g).view(8, 32)
+        return logits, torch.nn.functional.one_hot(index, 32).float()
+    check_function(fn, reference_straight_through, make_inputs, name="straight_through", grad_inputs=(0,),
+                   hint="the forward value must be exactly the one-hot sample; the gradient must be that of the "
+                   "class probabilities softmax(logits)")
+
+
+def check_kl_balance(fn: Callable) -> None:
+    from .world_model import kl_balance
+
+    def make_inputs(g):
+        return torch.randn(6, 32, 32, generator=g), torch.randn(6, 32, 32, generator=g), 0.8, 0.5
+    check_function(fn, lambda post, prior, balance, free: kl_balance(post, prior, balance, free)[0], make_inputs,
+                   name="kl_balance", grad_inputs=(0, 1),
+                   hint="KL summed over the 32 latents and averaged over the batch; balance weights the term where "
+                   "the posterior is detached; free nats clamp each term from below after averaging")
 
 
 # --- lesson 04 ---
+def reference_discount_nll(logits: torch.Tensor, is_terminal: torch.Tensor) -> torch.Tensor:
+    from .networks import bernoulli_nll
+
+    return bernoulli_nll(logits, 1.0 - is_terminal.float()).mean()
+
+
+def reference_replay_rows(actions: torch.Tensor, rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """An episode x_0, a_1, (x_1, r_1), ... -> replay rows: action[t] led to x_t, reward[t] came with x_t."""
+    zero_action, zero_reward = torch.zeros_like(actions[:1]), torch.zeros_like(rewards[:1])
+    return torch.cat([zero_action, actions]), torch.cat([zero_reward, rewards])
+
+
+def check_discount_nll(fn: Callable) -> None:
+    def make_inputs(g):
+        return torch.randn(4, 16, generator=g), torch.rand(4, 16, generator=g) < 0.2
+    check_function(fn, reference_discount_nll, make_inputs, name="discount_nll", grad_inputs=(0,),
+                   hint="the target is the continuation flag 1 - is_terminal; binary cross-entropy on logits, "
+                   "averaged over all steps")
+
+
+def check_replay_rows(fn: Callable) -> None:
+    def make_inputs(g):
+        t = int(torch.randint(3, 12, (1,), generator=g))
+        return torch.randn(t, 3, generator=g), torch.randn(t, generator=g)
+    check_function(fn, reference_replay_rows, make_inputs, name="replay_rows",
+                   hint="one row per frame, T + 1 rows; the first frame comes from reset, so no action led to it "
+                   "and no reward came with it")
 
 
 # --- lesson 05 ---
+def reference_discount_weights(start_cont: torch.Tensor, discount: torch.Tensor) -> torch.Tensor:
+    """Weights of the H imagined steps: the probability (times gamma^t) that the episode is still running."""
+    return torch.cumprod(torch.cat([start_cont[None], discount[:-1]], 0), 0)
+
+
+def check_lambda_return(fn: Callable) -> None:
+    from .behavior import lambda_return
+
+    def make_inputs(g):
+        h, n = 15, 6
+        return (torch.randn(h, n, generator=g), torch.randn(h, n, generator=g),
+                0.99 * (torch.rand(h, n, generator=g) > 0.1).float(), torch.randn(n, generator=g), 0.95)
+    check_function(fn, lambda_return, make_inputs, name="lambda_return", grad_inputs=(0, 1),
+                   hint="R_t = r_t + d_t ((1 - lambda) v_{t+1} + lambda R_{t+1}), computed backwards from "
+                   "R_H = v_H = bootstrap")
+
+
+def check_discount_weights(fn: Callable) -> None:
+    def make_inputs(g):
+        return (torch.rand(8, generator=g) > 0.2).float(), 0.99 * torch.rand(15, 8, generator=g)
+    check_function(fn, reference_discount_weights, make_inputs, name="discount_weights",
+                   hint="the first imagined step is the real start state: weight = its continuation flag; each "
+                   "later step multiplies by the discount predicted for the step before it")
 
 
 # --- lesson 06 ---
+def reference_disagreement(predictions: torch.Tensor) -> torch.Tensor:
+    return predictions.var(0, unbiased=False).mean(-1)
+
+
+def reference_curiosity_reward(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return ((pred - target) ** 2).mean(-1)
+
+
+def check_disagreement(fn: Callable) -> None:
+    check_function(fn, reference_disagreement, lambda g: (torch.randn(10, 32, 64, generator=g),),
+                   name="disagreement", hint="variance across the ensemble members (axis 0, population variance), "
+                   "then the mean over the predicted dimensions: one number per sample")
+
+
+def check_curiosity_reward(fn: Callable) -> None:
+    check_function(fn, reference_curiosity_reward,
+                   lambda g: (torch.randn(32, 64, generator=g), torch.randn(32, 64, generator=g)),
+                   name="curiosity_reward", hint="one reward PER SAMPLE: squared error averaged over the latent "
+                   "dimensions only (this is exactly the seed notebook's shape bug)")
 
 
 # --- lesson 07 ---
+def reference_greedy_action(logits: torch.Tensor) -> torch.Tensor:
+    from .behavior import OneHotCategorical
+
+    return OneHotCategorical(logits).mode()
+
+
+def reference_reset_state(deter: torch.Tensor, stoch: torch.Tensor, is_first: torch.Tensor):
+    keep = (~is_first).float()
+    return deter * keep[:, None], stoch * keep[:, None, None]
+
+
+def check_greedy_action(fn: Callable) -> None:
+    check_function(fn, reference_greedy_action, lambda g: (torch.randn(16, 5, generator=g),),
+                   name="greedy_action", hint="evaluation acts with the mode: a one-hot vector (float) of the most "
+                   "likely action, same shape as the logits")
+
+
+def check_reset_state(fn: Callable) -> None:
+    def make_inputs(g):
+        return (torch.randn(6, 32, generator=g), torch.rand(6, 8, 8, generator=g),
+                torch.rand(6, generator=g) < 0.5)
+    check_function(fn, reference_reset_state, make_inputs, name="reset_state",
+                   hint="rows where a new episode starts go back to the all-zero initial state; other rows keep "
+                   "their state unchanged")
 
 
 # --- lesson 08 ---
+def reference_num_updates(steps: int, prefill: int, train_every: int) -> int:
+    """Gradient updates that `train()` makes: one per `train_every` policy steps once `prefill` is collected."""
+    return max(0, (steps - prefill) // train_every)
+
+
+def reference_replay_bytes(capacity: int, image_size: int, action_dim: int) -> int:
+    return capacity * (image_size * image_size * 3 + 4 * action_dim + 4 + 2)
+
+
+def reference_episode_returns(reward: torch.Tensor, is_first: torch.Tensor) -> torch.Tensor:
+    starts = torch.nonzero(is_first).flatten().tolist()
+    return torch.stack([reward[a:b].sum() for a, b in zip(starts, starts[1:])]) if len(starts) > 1 else \
+        reward.new_zeros(0)
+
+
+def _integer_check(learner: Callable, reference: Callable, cases: Sequence[tuple], name: str, hint: str) -> None:
+    for args in cases:
+        try:
+            got = learner(*args)
+        except NotImplementedError:
+            _fail(name, "not implemented yet: replace the `raise NotImplementedError` with your code.", hint)
+        if got != reference(*args):
+            _fail(name, f"wrong result for arguments {args}.", hint)
+    print(f"✅ {name}: correct on {len(cases)} cases")
+
+
+def check_num_updates(fn: Callable) -> None:
+    cases = [(100_000, 5_000, 16), (1_000, 200, 10), (500, 500, 5), (100, 200, 10), (1_234, 34, 7)]
+    _integer_check(fn, reference_num_updates, cases, "num_updates",
+                   "no updates before prefill; count whole multiples of train_every after it")
+
+
+def check_replay_bytes(fn: Callable) -> None:
+    cases = [(1_000, 64, 3), (200_000, 64, 3), (10, 32, 6), (1, 64, 18)]
+    _integer_check(fn, reference_replay_bytes, cases, "replay_bytes",
+                   "3 bytes per pixel (uint8 RGB), 4 bytes per float32, 1 byte per bool")
+
+
+def check_episode_returns(fn: Callable) -> None:
+    def make_inputs(g):
+        n = int(torch.randint(20, 60, (1,), generator=g))
+        is_first = torch.rand(n, generator=g) < 0.15
+        is_first[0] = True
+        reward = torch.randn(n, generator=g) * torch.logical_not(is_first)
+        return reward, is_first
+
+    check_function(fn, reference_episode_returns, make_inputs, name="episode_returns", trials=5,
+                   hint="an episode runs from one is_first row up to (not including) the next; the last, "
+                        "unfinished one does not count")

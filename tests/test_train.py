@@ -199,3 +199,15 @@ def test_carracing_smoke(tmp_path):
     # Real CarRacing frames: the grass is green, the replay holds them as uint8.
     frames = trainer.replay.obs[0, :100]
     assert frames.dtype == np.uint8 and frames[..., 1].mean() > frames[..., 2].mean()
+
+
+def test_load_agent_restores_the_trained_weights(tmp_path):
+    from dreamer_tutorial.train import load_agent
+
+    config = tiny(tmp_path, steps=150)
+    trainer = _Trainer(config, None, resume=False, progress=False)
+    trainer.run()
+    agent, loaded_config = load_agent(config.logdir, device="cpu")
+    assert loaded_config.steps == 150
+    for (name, a), b in zip(trainer.agent.state_dict().items(), agent.state_dict().values()):
+        assert torch.equal(a, b) if torch.is_tensor(a) else a == b, name

@@ -175,6 +175,19 @@ def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def load_agent(logdir: str | Path, device: str | None = None) -> tuple[Dreamer, Config]:
+    """The agent of a finished (or interrupted) run, from `logdir/checkpoints/latest.pt`, ready to evaluate."""
+    state = load_checkpoint(Path(logdir) / "checkpoints" / CHECKPOINT)
+    config = Config(**state["config"])
+    if device is not None:
+        config = config.replace(device=device)
+    env = make_env(config.env, config.image_size, config.action_repeat, config.time_limit)
+    agent = Dreamer(config, env.observation_space, env.action_space)
+    env.close()
+    agent.load_checkpoint_state(state["agent"])
+    return agent, config
+
+
 # --- the loop --------------------------------------------------------------------------------------------------
 class _Trainer:
     def __init__(self, config: Config, env_fn: Callable[[], gym.Env] | None, resume: bool, progress: bool):
