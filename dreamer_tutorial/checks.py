@@ -151,7 +151,7 @@ def check_image_nll(fn: Callable) -> None:
 # --- lesson 03 ---
 def reference_straight_through(logits: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
     probs = torch.softmax(logits, -1)
-    return sample + probs - probs.detach()
+    return sample + (probs - probs.detach())  # parenthesised: exactly the one-hot in the forward pass
 
 
 def check_straight_through(fn: Callable) -> None:
