@@ -55,6 +55,12 @@ class Dreamer(nn.Module):
         self.expl_behavior = ActorCritic(c, feat, self.action_dim, self.discrete) if c.expl_behavior else None
         self.model_opt = torch.optim.Adam(self.world_model.parameters(), c.model_lr, eps=c.adam_eps)
         self.to(self.device)
+        if c.compile:
+            # In-place Module.compile keeps the parameter names, so checkpoints load with or without it. The
+            # convolutional nets and the MLP heads have static shapes per batch size; the RSSM's time loop stays eager.
+            for net in (self.world_model.encoder, self.world_model.decoder, self.world_model.reward_head,
+                        self.world_model.discount_head, self.task_behavior.actor, self.task_behavior.critic):
+                net.compile()
         self.nonfinite_updates = 0
 
     # --- acting ------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     python -m dreamer_tutorial.bench                      # debug, small, paper on the default device
     python -m dreamer_tutorial.bench --presets paper --device cuda --precision bf16 --updates 20
+    python -m dreamer_tutorial.bench --collect --preset carracing   # env steps/s of collection, with the policy
 
 Batches come from a replay buffer filled with random frames (the cost of an update does not depend on the
 pixels). Prints one line per preset with the world-model parameter count, seconds per world-model update,
@@ -61,6 +62,32 @@ def bench_preset(preset: str, updates: int, discrete: bool = True, **overrides) 
     return results
 
 
+def bench_collection(preset: str, num_envs: int, steps: int, policy: bool, device: str = "auto") -> float:
+    """Policy steps per second (summed over envs) of collection with the preset's vector env, with random actions
+    or with the agent's policy (encoder + RSSM step + actor per step, as in training)."""
+    from .train import make_vector_env
+
+    config = Config.preset(preset, num_envs=num_envs, device=device)
+    envs = make_vector_env(config)
+    agent = Dreamer(config, envs.single_observation_space, envs.single_action_space) if policy else None
+    obs, _ = envs.reset(seed=0)
+    state, is_first = None, np.ones(num_envs, bool)
+    start = None
+    for i in range(steps // num_envs + 5):
+        if i == 5:  # warm-up: worker start, first allocations
+            start = time.perf_counter()
+        if agent is None:
+            actions = envs.action_space.sample()
+        else:
+            actions, state = agent.policy(obs, state, training=True, is_first=is_first)
+            actions = actions.argmax(-1) if agent.discrete else actions
+        obs, _, terminated, truncated, _ = envs.step(actions)
+        is_first = terminated | truncated
+    elapsed = time.perf_counter() - start
+    envs.close()
+    return (steps // num_envs) * num_envs / elapsed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["debug", "small", "paper"], help="presets to time")
@@ -69,9 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16 autocast on CUDA")
     parser.add_argument("--continuous", action="store_true", help="continuous actions (dynamics backprop)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--collect", action="store_true", help="time collection (env steps/s) instead of updates")
+    parser.add_argument("--num_envs", type=int, nargs="+", default=[1, 2, 4], help="--collect: vector env sizes")
+    parser.add_argument("--steps", type=int, default=400, help="--collect: policy steps to time per setting")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.collect:
+        for preset in args.presets:
+            for n in args.num_envs:
+                random = bench_collection(preset, n, args.steps, policy=False, device=args.device)
+                agent = bench_collection(preset, n, args.steps, policy=True, device=args.device)
+                print(f"{preset:10s} {n:3d} envs: {random:7.1f} policy steps/s with random actions, "
+                      f"{agent:7.1f} with the agent's policy", flush=True)
+        return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {args.device}, "
           f"precision {args.precision}, {'continuous' if args.continuous else 'discrete'} actions")
     print(f"{'preset':10s} {'batch':>7s} {'WM params':>10s} {'WM update':>11s} {'train_step':>11s} {'updates/s':>10s}")

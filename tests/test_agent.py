@@ -105,3 +105,10 @@ def test_nonfinite_loss_skips_the_update_without_touching_weights():
     metrics = agent.train_step(batch)
     assert metrics["nonfinite_updates"] == 1
     assert all(torch.equal(a, b) for a, b in zip(before, agent.parameters()))
+
+
+def test_compiled_agent_keeps_checkpoint_names():
+    """config.compile compiles networks in place: checkpoints load into an eager agent and back."""
+    plain, compiled = make_agent(discrete=False), make_agent(discrete=False, compile=True)
+    assert list(plain.state_dict()) == list(compiled.state_dict())
+    plain.load_checkpoint_state(compiled.checkpoint_state())
