@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16 autocast on CUDA")
     parser.add_argument("--continuous", action="store_true", help="continuous actions (dynamics backprop)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks (config.compile)")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--collect", action="store_true", help="time collection (env steps/s) instead of updates")
     parser.add_argument("--num_envs", type=int, nargs="+", default=[1, 2, 4], help="--collect: vector env sizes")
@@ -111,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                       f"{agent:7.1f} with the agent's policy", flush=True)
         return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {args.device}, "
-          f"precision {args.precision}, {'continuous' if args.continuous else 'discrete'} actions")
+          f"precision {args.precision}, {'continuous' if args.continuous else 'discrete'} actions"
+          f"{', compiled' if args.compile else ''}")
     print(f"{'preset':10s} {'batch':>7s} {'WM params':>10s} {'WM update':>11s} {'train_step':>11s} {'updates/s':>10s}")
     for preset in args.presets:
-        r = bench_preset(preset, args.updates, not args.continuous, device=args.device, precision=args.precision)
+        r = bench_preset(preset, args.updates, not args.continuous, device=args.device, precision=args.precision,
+                         compile=args.compile)
         c = Config.preset(preset)
         print(f"{preset:10s} {c.batch_size:>3d}x{c.batch_length:<3d} {r['wm_params_M']:>9.2f}M "
               f"{r['world_model_s']:>10.3f}s {r['train_step_s']:>10.3f}s {1 / r['train_step_s']:>10.2f}", flush=True)

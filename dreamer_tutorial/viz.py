@@ -144,16 +144,24 @@ def plot_curves(logdir: str | Path, keys: list[str], smooth: int = 1, ncols: int
 
 
 def save_video(frames, path: str | Path, fps: int = 15) -> Path:
-    """Write (T, H, W, 3) uint8 frames to an .mp4 (ffmpeg via imageio) or .gif file."""
+    """Write (T, H, W, 3) uint8 frames to an .mp4 (ffmpeg via imageio) or .gif file; returns the path written.
+
+    Without an ffmpeg backend (imageio-ffmpeg not installed) an .mp4 request falls back to a .gif next to it,
+    so a training run never stops because of a missing video codec.
+    """
     import imageio.v2 as imageio
 
     frames = _frames(frames)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".gif":
-        imageio.mimsave(path, list(frames), duration=1000 / fps, loop=0)
-    else:
+    if path.suffix != ".gif":
         # 64x64 frames are upscaled 4x (nearest) so players do not blur them; macro_block_size 16 divides 256.
         big = frames.repeat(4, axis=1).repeat(4, axis=2)
-        imageio.mimsave(path, list(big), fps=fps, macro_block_size=16)
+        try:
+            imageio.mimsave(path, list(big), fps=fps, macro_block_size=16)
+            return path
+        except (ImportError, ValueError, RuntimeError):  # no ffmpeg plugin or binary
+            path.unlink(missing_ok=True)
+            path = path.with_suffix(".gif")
+    imageio.mimsave(path, list(frames), duration=1000 / fps, loop=0)
     return path

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The CarRacing-v3 GPU run behind results/carracing/ and results/throughput.md, in the call pattern of
+# ../shared/GPU.md (each device call <= 10 min; the run lives in the background between back-to-back calls).
+#
+#   bash results/carracing/gpu_run.sh bench    # call 1: update and collection throughput, before/after (~6 min)
+#   bash results/carracing/gpu_run.sh start    # call 2: start training in the background (returns at once)
+#   bash results/carracing/gpu_run.sh wait     # calls 3..: sleep ~9 min, print progress and GPU utilisation
+#   bash results/carracing/gpu_run.sh report   # last call: 20+ eval episodes on fresh tracks, files into $OUT
+#
+# Every call needs the wheels the GPU image lacks: ../shared/tools/gpu-wheels.sh, and `carry: [".whl"]`.
+set -euo pipefail
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+export PYTHONPATH=/tmp/site:$PWD
+RUN=/tmp/run                      # outside the working tree, which is re-sent at every call
+STEPS=${STEPS:-100000}            # policy steps (x2 frames with action repeat 2)
+mkdir -p "$RUN" "${OUT:-/tmp/out}"
+OUT=${OUT:-/tmp/out}
+
+case "${1:-}" in
+  bench)
+    nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/hardware.txt"
+    for args in "--precision fp32" "--precision bf16" "--precision bf16 --compile"; do
+      python3 -m dreamer_tutorial.bench --presets paper carracing --device cuda --updates 20 $args --continuous
+    done 2>&1 | tee "$OUT/bench_updates.txt"
+    python3 -m dreamer_tutorial.bench --collect --presets carracing --num_envs 1 4 8 16 --steps 2000 --device cuda \
+      2>&1 | tee "$OUT/bench_collect.txt"
+    ;;
+  start)
+    setsid nohup python3 -m dreamer_tutorial.train --preset carracing --steps "$STEPS" --logdir "$RUN/carracing" \
+      --no-progress > "$RUN/log" 2>&1 < /dev/null &
+    sleep 60; tail -5 "$RUN/log"; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
+    ;;
+  wait)
+    sleep "${2:-540}"
+    tail -n 3 "$RUN/carracing/metrics.csv" | cut -c1-200; tail -2 "$RUN/log"
+    nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
+    ;;
+  report)
+    python3 results/carracing/report.py "$RUN/carracing" "$OUT" --episodes 24
+    cp "$RUN/log" "$OUT/train_log.txt"
+    ;;
+  *)
+    echo "usage: $0 bench|start|wait [seconds]|report" >&2; exit 2 ;;
+esac
