@@ -68,3 +68,19 @@ def test_save_video_writes_readable_files(tmp_path, suffix):
     read = imageio.mimread(path)
     assert len(read) == 12
     assert read[0].shape[:2] == ((256, 256) if suffix == ".mp4" else (64, 64))
+
+
+def test_save_video_falls_back_to_gif_without_ffmpeg(tmp_path, monkeypatch):
+    import imageio.v2
+
+    real = imageio.v2.mimsave
+
+    def no_ffmpeg(path, frames, **kwargs):
+        if str(path).endswith(".mp4"):
+            raise ValueError("Could not find a backend to open the file with iomode 'wI'")
+        return real(path, frames, **kwargs)
+
+    monkeypatch.setattr(imageio.v2, "mimsave", no_ffmpeg)
+    path = viz.save_video(frames(5), tmp_path / "v.mp4")
+    assert path.suffix == ".gif" and len(imageio.mimread(path)) == 5
+    assert not (tmp_path / "v.mp4").exists()
