@@ -85,7 +85,10 @@ def _compare_gradients(name, args_l, out_l, args_r, out_r, grad_inputs, generato
         return torch.autograd.grad(total, [args[i] for i in grad_inputs], allow_unused=True)
 
     for i, g_l, g_r in zip(grad_inputs, grads(args_l, out_l), grads(args_r, out_r), strict=True):
-        if g_r is None:
+        if g_r is None or not g_r.any():
+            if g_l is not None and g_l.any():
+                _fail(name, f"a gradient reaches argument {i}, where none should flow: is a stop-gradient "
+                            f"(.detach()) missing?", hint)
             continue
         if g_l is None:
             _fail(name, f"no gradient reaches argument {i}: is something detached or converted to an integer?",
@@ -148,6 +151,29 @@ def check_image_nll(fn: Callable) -> None:
                    "one value per image")
 
 
+def reference_conv_output_size(size: int, kernel: int, stride: int, transposed: bool = False) -> int:
+    """Side length after a valid (unpadded) convolution, or after a transposed convolution (no output padding)."""
+    return (size - 1) * stride + kernel if transposed else (size - kernel) // stride + 1
+
+
+def check_conv_output_size(fn: Callable) -> None:
+    name, hint = "conv_output_size", ("a valid convolution fits floor((n - k) / s) + 1 windows of size k, s apart; "
+                                      "a transposed convolution places n windows of size k, s apart")
+    cases = [(64, 4, 2, False), (31, 4, 2, False), (14, 4, 2, False), (6, 4, 2, False), (96, 8, 4, False),
+             (10, 3, 1, False), (1, 5, 2, True), (5, 5, 2, True), (13, 6, 2, True), (30, 6, 2, True), (7, 3, 1, True)]
+    for size, kernel, stride, transposed in cases:
+        args = f"size={size}, kernel={kernel}, stride={stride}, transposed={transposed}"
+        try:
+            got = fn(size, kernel, stride, transposed=transposed)
+        except NotImplementedError:
+            _fail(name, "not implemented yet: replace the `raise NotImplementedError` with your code.", hint)
+        except Exception as error:
+            _fail(name, f"your function raised {type(error).__name__}: {error} (for {args})", hint)
+        if got != reference_conv_output_size(size, kernel, stride, transposed):
+            _fail(name, f"wrong value {got!r} for {args}.", hint)
+    print(f"✅ {name}: correct on {len(cases)} cases (convolutions and transposed convolutions)")
+
+
 # --- lesson 03 ---
 def reference_straight_through(logits: torch.Tensor, sample: torch.Tensor) -> torch.Tensor:
     probs = torch.softmax(logits, -1)
@@ -165,14 +191,31 @@ def check_straight_through(fn: Callable) -> None:
 
 
 def check_kl_balance(fn: Callable) -> None:
-    from .world_model import kl_balance
+    from .world_model import categorical_kl, kl_balance
 
     def make_inputs(g):
-        return torch.randn(6, 32, 32, generator=g), torch.randn(6, 32, 32, generator=g), 0.8, 0.5
+        # Sharpness varies across the batch, so the per-sample KLs range from ~0.1 to ~30 nats; the free nats lie
+        # below or above the batch-mean KL (then the loss is constant and sends no gradient) depending on the trial.
+        scale = torch.linspace(0.1, 1.5, 6)[:, None, None]
+        post, prior = torch.randn(6, 32, 32, generator=g) * scale, torch.randn(6, 32, 32, generator=g) * scale
+        mean_kl = categorical_kl(post, prior).mean().item()
+        balance = round(float(torch.rand(1, generator=g)) * 0.8 + 0.1, 3)
+        free = round(mean_kl * (0.5 if torch.rand(1, generator=g) < 0.6 else 1.3), 3)
+        return post, prior, balance, free
     check_function(fn, lambda post, prior, balance, free: kl_balance(post, prior, balance, free)[0], make_inputs,
-                   name="kl_balance", grad_inputs=(0, 1),
+                   name="kl_balance", grad_inputs=(0, 1), trials=6,
                    hint="KL summed over the 32 latents and averaged over the batch; balance weights the term where "
                    "the posterior is detached; free nats clamp each term from below after averaging")
+
+
+def check_categorical_kl(fn: Callable) -> None:
+    from .world_model import categorical_kl
+
+    def make_inputs(g):
+        return torch.randn(6, 32, 32, generator=g) * 2, torch.randn(6, 32, 32, generator=g) * 2
+    check_function(fn, categorical_kl, make_inputs, name="categorical_kl", grad_inputs=(0, 1),
+                   hint="KL(P || Q) = sum_c p_c (log p_c - log q_c) with P from the FIRST argument; use log_softmax "
+                   "for the log-probabilities; sum over the classes and over the 32 variables: one value per sample")
 
 
 # --- lesson 04 ---
@@ -182,10 +225,15 @@ def reference_discount_nll(logits: torch.Tensor, is_terminal: torch.Tensor) -> t
     return bernoulli_nll(logits, 1.0 - is_terminal.float()).mean()
 
 
-def reference_replay_rows(actions: torch.Tensor, rewards: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """An episode x_0, a_1, (x_1, r_1), ... -> replay rows: action[t] led to x_t, reward[t] came with x_t."""
+def reference_replay_rows(actions: torch.Tensor, rewards: torch.Tensor, terminated: bool):
+    """An episode x_0, a_1, (x_1, r_1), ..., (x_T, r_T) -> its T + 1 replay rows (action, reward, is_first,
+    is_terminal): action[t] led to x_t, reward[t] came with x_t, the reset frame x_0 has neither."""
     zero_action, zero_reward = torch.zeros_like(actions[:1]), torch.zeros_like(rewards[:1])
-    return torch.cat([zero_action, actions]), torch.cat([zero_reward, rewards])
+    is_first = torch.zeros(len(rewards) + 1, dtype=torch.bool)
+    is_first[0] = True
+    is_terminal = torch.zeros(len(rewards) + 1, dtype=torch.bool)
+    is_terminal[-1] = bool(terminated)
+    return torch.cat([zero_action, actions]), torch.cat([zero_reward, rewards]), is_first, is_terminal
 
 
 def check_discount_nll(fn: Callable) -> None:
@@ -199,10 +247,12 @@ def check_discount_nll(fn: Callable) -> None:
 def check_replay_rows(fn: Callable) -> None:
     def make_inputs(g):
         t = int(torch.randint(3, 12, (1,), generator=g))
-        return torch.randn(t, 3, generator=g), torch.randn(t, generator=g)
-    check_function(fn, reference_replay_rows, make_inputs, name="replay_rows",
+        terminated = bool(torch.randint(0, 2, (1,), generator=g))  # the fixed seed gives both endings in 4 trials
+        return torch.randn(t, 3, generator=g), torch.randn(t, generator=g), terminated
+    check_function(fn, reference_replay_rows, make_inputs, name="replay_rows", trials=4,
                    hint="one row per frame, T + 1 rows; the first frame comes from reset, so no action led to it "
-                   "and no reward came with it")
+                   "and no reward came with it; is_terminal marks the last frame only if the episode terminated "
+                   "(a time limit is not a termination)")
 
 
 # --- lesson 05 ---
@@ -216,9 +266,10 @@ def check_lambda_return(fn: Callable) -> None:
 
     def make_inputs(g):
         h, n = 15, 6
+        lambda_ = round(float(torch.rand(1, generator=g)) * 0.9 + 0.05, 3)
         return (torch.randn(h, n, generator=g), torch.randn(h, n, generator=g),
-                0.99 * (torch.rand(h, n, generator=g) > 0.1).float(), torch.randn(n, generator=g), 0.95)
-    check_function(fn, lambda_return, make_inputs, name="lambda_return", grad_inputs=(0, 1),
+                0.99 * (torch.rand(h, n, generator=g) > 0.1).float(), torch.randn(n, generator=g), lambda_)
+    check_function(fn, lambda_return, make_inputs, name="lambda_return", grad_inputs=(0, 1, 3), trials=4,
                    hint="R_t = r_t + d_t ((1 - lambda) v_{t+1} + lambda R_{t+1}), computed backwards from "
                    "R_H = v_H = bootstrap")
 
@@ -231,9 +282,81 @@ def check_discount_weights(fn: Callable) -> None:
                    "later step multiplies by the discount predicted for the step before it")
 
 
+class _GivenDist:
+    """Stands in for an action distribution whose log-probabilities and entropies are already computed."""
+
+    def __init__(self, log_prob: torch.Tensor, entropy: torch.Tensor):
+        self._log_prob, self._entropy = log_prob, entropy
+
+    def log_prob(self, action: torch.Tensor) -> torch.Tensor:
+        return self._log_prob
+
+    def entropy(self) -> torch.Tensor:
+        return self._entropy
+
+
+def reference_reinforce_loss(log_prob: torch.Tensor, returns: torch.Tensor, baseline: torch.Tensor,
+                             entropy: torch.Tensor, weight: torch.Tensor, entropy_scale: float) -> torch.Tensor:
+    """behavior.actor_loss for discrete actions (pure REINFORCE, rho = 1)."""
+    from .behavior import actor_loss
+
+    dist = _GivenDist(log_prob, entropy)
+    return actor_loss(dist, torch.zeros_like(log_prob), returns, baseline, weight, 1.0, entropy_scale)[0]
+
+
+def check_reinforce_loss(fn: Callable) -> None:
+    name = "reinforce_loss"
+    hint = ("loss = -mean(w * (log_prob * advantage + eta * entropy)) with the advantage R - v held constant "
+            "(stop-gradient): only the log-probabilities and the entropy train the actor")
+
+    def make_inputs(g):
+        h, n = 15, 8
+        return (-torch.rand(h, n, generator=g) * 3, torch.randn(h, n, generator=g), torch.randn(h, n, generator=g),
+                torch.rand(h, n, generator=g) * 1.6, torch.rand(h, n, generator=g),
+                float(torch.rand(1, generator=g)) * 0.1 + 0.01)
+
+    # The reference sends no gradient at all into the returns and the baseline, which check_function skips, so
+    # test that stop-gradient here: a learner's loss must not depend on them through the autograd graph.
+    args = list(make_inputs(torch.Generator().manual_seed(1)))
+    args[1], args[2] = args[1].requires_grad_(True), args[2].requires_grad_(True)
+    try:
+        out = fn(*args)
+    except Exception:  # check_function below reports it (not implemented, or the error)
+        out = None
+    if torch.is_tensor(out) and out.requires_grad and out.numel() == 1:
+        leaks = [g for g in torch.autograd.grad(out.sum(), args[1:3], allow_unused=True)
+                 if g is not None and g.abs().max() > 0]
+        if leaks:
+            _fail(name, "a gradient flows into the returns or the baseline (arguments 1 and 2): the actor must "
+                        "treat the advantage as a constant.", hint)
+    check_function(fn, reference_reinforce_loss, make_inputs, name=name, grad_inputs=(0, 3, 4), hint=hint)
+
+
 # --- lesson 06 ---
 def reference_disagreement(predictions: torch.Tensor) -> torch.Tensor:
+    """Plan2Explore: (K, N, D) member predictions -> (N,) population variance over K, mean over D."""
     return predictions.var(0, unbiased=False).mean(-1)
+
+
+def reference_transition_pairs(feat: torch.Tensor, action: torch.Tensor, stoch: torch.Tensor,
+                               is_first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training pairs of the intrinsic predictors from a replay window (B, T): inputs [s_t, a_{t+1}] (the action
+    stored in row t + 1 is the one taken in state t), targets flatten(z_{t+1}), and a mask that drops the pairs
+    whose second row starts a new episode. Shapes (B, T - 1, F + A), (B, T - 1, S * C), (B, T - 1)."""
+    inputs = torch.cat([feat[:, :-1], action[:, 1:]], -1)
+    return inputs, stoch[:, 1:].flatten(-2), (~is_first[:, 1:].bool()).float()
+
+
+def check_transition_pairs(fn: Callable) -> None:
+    def make_inputs(g):
+        b, t, s, c = 4, 10, 4, 5
+        stoch = torch.nn.functional.one_hot(torch.randint(0, c, (b, t, s), generator=g), c).float()
+        return (torch.randn(b, t, 20, generator=g), torch.randn(b, t, 3, generator=g), stoch,
+                torch.rand(b, t, generator=g) < 0.2)
+    check_function(fn, reference_transition_pairs, make_inputs, name="transition_pairs",
+                   hint="row t + 1 of the replay holds the action that LED TO x_{t+1}, i.e. the one taken in state "
+                   "t; predict row t + 1's latent (flattened) from row t's features and that action; a pair is "
+                   "invalid when row t + 1 starts a new episode")
 
 
 def reference_curiosity_reward(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -59,8 +59,10 @@ CASES = {  # grader: (a correct implementation written independently, a plausibl
                                + term * F.logsigmoid(-logits)).mean(),
         lambda logits, term: F.binary_cross_entropy_with_logits(logits, term.float()), "values"),
     "check_replay_rows": (
-        lambda a, r: (F.pad(a, (0, 0, 1, 0)), F.pad(r, (1, 0))),
-        lambda a, r: (F.pad(a, (0, 0, 0, 1)), F.pad(r, (0, 1))), "values"),  # shifted the wrong way
+        lambda a, r, term: (F.pad(a, (0, 0, 1, 0)), F.pad(r, (1, 0)), F.pad(torch.ones(1), (0, len(r))).bool(),
+                            F.pad(torch.tensor([float(term)]), (len(r), 0)).bool()),
+        lambda a, r, term: (F.pad(a, (0, 0, 0, 1)), F.pad(r, (0, 1)), F.pad(torch.ones(1), (0, len(r))).bool(),
+                            F.pad(torch.tensor([float(term)]), (len(r), 0)).bool()), "values"),  # shifted wrongly
     "check_lambda_return": (
         loop_lambda_return,
         lambda r, v, d, b, lam: loop_lambda_return(r, v, d, b, 1 - lam), "values"),
@@ -91,3 +93,13 @@ def test_grader(grader):
         check(wrong)
     with pytest.raises(CheckFailed, match="not implemented"):
         check(stub)
+
+
+def test_check_function_catches_a_missing_stop_gradient():
+    def make_inputs(g):
+        return torch.randn(5, generator=g), torch.randn(5, generator=g)
+
+    reference = lambda x, y: x * y.detach()  # noqa: E731
+    checks.check_function(lambda x, y: y.detach() * x, reference, make_inputs, name="sg", grad_inputs=(0, 1))
+    with pytest.raises(CheckFailed, match="stop-gradient"):
+        checks.check_function(lambda x, y: x * y, reference, make_inputs, name="sg", grad_inputs=(0, 1))
