@@ -102,6 +102,27 @@ def _compare_gradients(name, args_l, out_l, args_r, out_r, grad_inputs, generato
 
 
 # --- lesson 01 ---
+def reference_resize_frame(frame: torch.Tensor, factor: int) -> torch.Tensor:
+    """Area-average downsampling by an integer factor: uint8 (H, W, C) -> float (H / factor, W / factor, C).
+
+    Each output pixel is the mean of a factor x factor block (no rounding). For integer factors this is what
+    PIL's BOX filter (used by `envs.ResizeObservation`) computes before rounding to uint8.
+    """
+    h, w, c = frame.shape
+    return frame.float().reshape(h // factor, factor, w // factor, factor, c).mean((1, 3))
+
+
+def check_resize_frame(fn: Callable) -> None:
+    def make_inputs(g):
+        factor = [2, 3, 4][int(torch.randint(0, 3, (1,), generator=g))]
+        frame = torch.randint(0, 256, (96, 96, 3), generator=g, dtype=torch.uint8)
+        frame[40:60, :, 1] = 255  # a bright horizontal stripe whose edge falls inside blocks for factor 3
+        return frame, factor
+    check_function(fn, reference_resize_frame, make_inputs, name="resize_frame", trials=6, atol=1e-3,
+                   hint="(H, W, 3) uint8 -> (H / f, W / f, 3) float: every output pixel is the mean of one f x f "
+                   "block of input pixels, per channel; convert to float before averaging and do not round")
+
+
 def reference_carracing_action(action: torch.Tensor) -> torch.Tensor:
     """Policy action in [-1, 1]^3 (clipped) -> CarRacing's (steer in [-1, 1], gas in [0, 1], brake in [0, 1])."""
     a = action.clamp(-1, 1)

@@ -1,0 +1,107 @@
+"""Lesson 06 graders: they accept independent correct answers and reject plausible mistakes with a useful message."""
+
+import pytest
+import torch
+
+from dreamer_tutorial import Config, checks
+from dreamer_tutorial.checks import CheckFailed
+from dreamer_tutorial.intrinsic import Curiosity, Plan2Explore
+from dreamer_tutorial.rssm import State
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError
+
+
+def test_curiosity_reward_grader():
+    checks.check_curiosity_reward(checks.reference_curiosity_reward)
+    checks.check_curiosity_reward(lambda pred, target: torch.nn.functional.mse_loss(pred, target, reduction="none")
+                                  .mean(-1))
+    # The package's Curiosity computes the same per-sample error (with its own predictor in front).
+    module = Curiosity(Config.preset("debug", intrinsic="curiosity"), 4, 2, 64)
+    feat, action, target = torch.randn(32, 4), torch.randn(32, 2), torch.rand(32, 64)
+    with torch.no_grad():
+        pred = module.predictor(torch.cat([feat, action], -1))
+    torch.testing.assert_close(checks.reference_curiosity_reward(pred, target), module.reward(feat, action, target))
+    with pytest.raises(CheckFailed, match="shape"):  # the seed's (batch, 1)
+        checks.check_curiosity_reward(lambda pred, target: ((pred - target) ** 2).mean(-1, keepdim=True))
+    with pytest.raises(CheckFailed, match="shape"):  # one scalar for the whole batch
+        checks.check_curiosity_reward(lambda pred, target: ((pred - target) ** 2).mean())
+    with pytest.raises(CheckFailed, match="values"):  # summed instead of averaged over the dimensions
+        checks.check_curiosity_reward(lambda pred, target: ((pred - target) ** 2).sum(-1))
+    with pytest.raises(CheckFailed, match="values"):  # absolute error
+        checks.check_curiosity_reward(lambda pred, target: (pred - target).abs().mean(-1))
+    with pytest.raises(CheckFailed, match="not implemented"):
+        checks.check_curiosity_reward(stub)
+
+
+def test_disagreement_grader():
+    checks.check_disagreement(checks.reference_disagreement)
+    checks.check_disagreement(lambda p: ((p - p.mean(0)) ** 2).mean(0).mean(-1))
+    module = Plan2Explore(Config.preset("debug", intrinsic="plan2explore"), 4, 2, 64)
+    feat, action = torch.randn(32, 4), torch.randn(32, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(checks.reference_disagreement(module.predict(feat, action)),
+                                   module.reward(feat, action))
+    with pytest.raises(CheckFailed, match="values"):  # unbiased (K - 1) variance: not what the package uses
+        checks.check_disagreement(lambda p: p.var(0).mean(-1))
+    with pytest.raises(CheckFailed, match="values"):  # standard deviation instead of variance
+        checks.check_disagreement(lambda p: p.std(0, unbiased=False).mean(-1))
+    with pytest.raises(CheckFailed, match="shape"):  # variance over the wrong axis (the samples)
+        checks.check_disagreement(lambda p: p.var(1, unbiased=False).mean(-1))
+    with pytest.raises(CheckFailed, match="not implemented"):
+        checks.check_disagreement(stub)
+
+
+def independent_pairs(feat, action, stoch, is_first):  # an explicit loop over time, written apart from the package
+    inputs, targets, mask = [], [], []
+    for t in range(feat.shape[1] - 1):
+        inputs.append(torch.cat([feat[:, t], action[:, t + 1]], -1))
+        targets.append(stoch[:, t + 1].reshape(stoch.shape[0], -1))
+        mask.append(torch.where(is_first[:, t + 1], 0.0, 1.0))
+    return torch.stack(inputs, 1), torch.stack(targets, 1), torch.stack(mask, 1)
+
+
+def test_transition_pairs_grader():
+    checks.check_transition_pairs(checks.reference_transition_pairs)
+    checks.check_transition_pairs(independent_pairs)
+
+    def shifted_action(feat, action, stoch, is_first):  # a_t instead of the action stored in row t + 1
+        inputs, target, mask = independent_pairs(feat, action, stoch, is_first)
+        return torch.cat([feat[:, :-1], action[:, :-1]], -1), target, mask
+
+    def mask_from_row_t(feat, action, stoch, is_first):
+        inputs, target, _ = independent_pairs(feat, action, stoch, is_first)
+        return inputs, target, (~is_first[:, :-1]).float()
+
+    def no_flatten(feat, action, stoch, is_first):
+        inputs, _, mask = independent_pairs(feat, action, stoch, is_first)
+        return inputs, stoch[:, 1:], mask
+
+    with pytest.raises(CheckFailed, match="output 0 values"):
+        checks.check_transition_pairs(shifted_action)
+    with pytest.raises(CheckFailed, match="output 2 values"):
+        checks.check_transition_pairs(mask_from_row_t)
+    with pytest.raises(CheckFailed, match="output 1 has shape"):
+        checks.check_transition_pairs(no_flatten)
+    with pytest.raises(CheckFailed, match="expected 3 output"):
+        checks.check_transition_pairs(lambda *args: independent_pairs(*args)[:2])
+    with pytest.raises(CheckFailed, match="not implemented"):
+        checks.check_transition_pairs(stub)
+
+
+def test_transition_pairs_match_the_package_training_loss():
+    """The reference builds exactly the pairs that _LatentPredictor.train_step fits."""
+    torch.manual_seed(0)
+    config = Config.preset("debug", intrinsic="curiosity")
+    b, t, deter, s, c, a = 3, 6, 5, 2, 4, 2
+    module = Curiosity(config, deter + s * c, a, s * c)
+    stoch = torch.nn.functional.one_hot(torch.randint(0, c, (b, t, s)), c).float()
+    post = State(torch.randn(b, t, deter), stoch, stoch)
+    action, is_first = torch.randn(b, t, a), torch.rand(b, t) < 0.3
+    inputs, target, mask = checks.reference_transition_pairs(post.feat, action, post.stoch, is_first)
+    with torch.no_grad():
+        error = ((module.predictor(inputs) - target) ** 2).mean(-1)
+        expected = (error * mask).sum() / mask.sum().clamp(min=1.0)
+    loss = module.train_step(post, action, is_first)["intrinsic_model_loss"]
+    torch.testing.assert_close(loss, expected)
