@@ -6,8 +6,10 @@
 #   bash results/carracing/gpu_run.sh start    # call 2: start training in the background (returns at once)
 #   bash results/carracing/gpu_run.sh wait     # calls 3..: sleep ~9 min, print progress and GPU utilisation
 #   bash results/carracing/gpu_run.sh report   # last call: 20+ eval episodes on fresh tracks, files into $OUT
+#   bash results/carracing/gpu_run.sh peer     # sheeprl dreamer_v2 at the same sizes (the peer ratio, ~3 min)
 #
-# Every call needs the wheels the GPU image lacks: ../shared/tools/gpu-wheels.sh, and `carry: [".whl"]`.
+# Every call needs the wheels the GPU image lacks: ../shared/tools/gpu-wheels.sh, and `carry: [".whl"]`;
+# `peer` also needs benchmarks/peer-wheels.sh run here and `carry: [".whl", ".whl-peer"]`.
 set -euo pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
 export PYTHONPATH=/tmp/site:$PWD
@@ -35,10 +37,20 @@ case "${1:-}" in
     tail -n 3 "$RUN/carracing/metrics.csv" | cut -c1-200; tail -2 "$RUN/log"
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
     ;;
+  peer)
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/peer .whl-peer/*.whl
+    for precision in 32-true bf16-mixed; do
+      PYTHONPATH=/tmp/peer:/tmp/site python3 benchmarks/sheeprl_dreamer_v2.py --size paper --device cuda \
+        --precision "$precision" --updates 20
+    done 2>&1 | grep -v Warning | tee "$OUT/bench_peer.txt"
+    python3 -m dreamer_tutorial.bench --presets paper --device cuda --updates 20 2>&1 | tee -a "$OUT/bench_peer.txt"
+    python3 -m dreamer_tutorial.bench --presets paper --device cuda --updates 20 --precision bf16 \
+      2>&1 | tee -a "$OUT/bench_peer.txt"
+    ;;
   report)
     python3 results/carracing/report.py "$RUN/carracing" "$OUT" --episodes 24
     cp "$RUN/log" "$OUT/train_log.txt"
     ;;
   *)
-    echo "usage: $0 bench|start|wait [seconds]|report" >&2; exit 2 ;;
+    echo "usage: $0 bench|start|wait [seconds]|report|peer" >&2; exit 2 ;;
 esac
