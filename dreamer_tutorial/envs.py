@@ -111,7 +111,7 @@ class ResizeObservation(gym.ObservationWrapper):
     def observation(self, obs: np.ndarray) -> np.ndarray:
         if obs.shape[:2] == (self.size, self.size):
             return obs
-        return np.asarray(Image.fromarray(obs).resize((self.size, self.size), Image.BOX))
+        return np.array(Image.fromarray(obs).resize((self.size, self.size), Image.BOX))
 
 
 class ActionRepeat(gym.Wrapper):

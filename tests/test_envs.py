@@ -73,6 +73,7 @@ def test_carracing_wrappers_map_actions_resize_and_repeat():
     np.testing.assert_allclose(mapper.action(np.array([3.0, 2.0, -5.0])), [1.0, 1.0, 0.0])  # clipped
     obs, _ = env.reset(seed=0)
     assert obs.shape == (64, 64, 3) and obs.dtype == np.uint8
+    assert obs.flags.writeable  # a read-only frame makes torch.as_tensor warn in the policy
     obs, reward, *_ = env.step(np.zeros(3, np.float32))
     assert obs.shape == (64, 64, 3) and np.isfinite(reward)
 
