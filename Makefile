@@ -21,12 +21,12 @@ lab: setup
 	$(BIN)/jupyter lab notebooks/
 
 test: setup
-	$(BIN)/ruff check dreamer_tutorial tests
+	$(BIN)/ruff check dreamer_tutorial tests benchmarks results
 	DREAMER_QUICK=1 $(BIN)/python -m pytest -q --durations=15 tests
 	DREAMER_QUICK=1 $(BIN)/python tests/run_notebooks.py
 
 lint: setup
-	$(BIN)/ruff check dreamer_tutorial tests
+	$(BIN)/ruff check dreamer_tutorial tests benchmarks results
 
 train: setup
 	$(BIN)/python -m dreamer_tutorial.train --preset carracing $(ARGS)

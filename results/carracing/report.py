@@ -10,6 +10,7 @@ episode), command.txt (the training command and the hardware).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -31,6 +32,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("out")
     parser.add_argument("--episodes", type=int, default=24)
     parser.add_argument("--seed", type=int, default=777_000, help="evaluation env seeds (training used 0..)")
+    parser.add_argument("--command", default=None,
+                        help="the training command to record (default: the carracing preset's, with the run's steps)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,7 +43,8 @@ def main(argv: list[str]) -> int:
     stats = evaluate(agent, envs, episodes=args.episodes, seed=args.seed, record=True)
     envs.close()
     returns = np.array(stats["returns"])
-    hardware = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    hardware = (torch.cuda.get_device_name() if torch.cuda.is_available()
+                else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)")
     lines = [f"Greedy policy, {len(returns)} episodes on CarRacing-v3 tracks from env seeds {args.seed}.. "
              f"(training used seeds < 100000), {hardware}.", "",
              "| mean | std | min | max |", "| --- | --- | --- | --- |",
@@ -51,9 +55,11 @@ def main(argv: list[str]) -> int:
     keys = ["episode_return", "eval_return", "image_loss", "reward_loss", "kl", "imag_return"]
     plot_curves(args.logdir, keys, smooth=3).savefig(out / "learning_curve.png", dpi=90)
     save_video(stats["frames"][:400:2], out / "eval.gif", fps=20)
+    command = args.command or (f"python -m dreamer_tutorial.train --preset carracing --steps {config.steps} "
+                               "--logdir <dir>")
     (out / "command.txt").write_text(
-        f"python -m dreamer_tutorial.train --preset carracing --steps {config.steps} --logdir <dir>\n"
-        f"python results/carracing/report.py <dir> results/carracing --episodes {args.episodes}\n"
+        f"{command}\n"
+        f"python results/carracing/report.py <dir> {args.out} --episodes {args.episodes}\n"
         f"hardware: {hardware}; torch {torch.__version__}\n")
     print("\n".join(lines))
     return 0
