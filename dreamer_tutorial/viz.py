@@ -119,7 +119,11 @@ def load_metrics(logdir: str | Path) -> dict[str, np.ndarray]:
 
 
 def plot_curves(logdir: str | Path, keys: list[str], smooth: int = 1, ncols: int = 3) -> plt.Figure:
-    """One panel per metric against env steps, from the run's CSV; `smooth` is a moving-average window."""
+    """One panel per metric against env steps, from the run's CSV; `smooth` is a moving-average window.
+
+    Evaluation metrics (`eval_*`, a few points each) are drawn as measured, never smoothed; `eval_return` gets a
+    band of one `eval_std` when the CSV has it.
+    """
     metrics = load_metrics(logdir)
     missing = [k for k in keys if k not in metrics]
     if missing:
@@ -130,10 +134,13 @@ def plot_curves(logdir: str | Path, keys: list[str], smooth: int = 1, ncols: int
     for ax, key in zip(axes.flat, keys):
         ok = ~np.isnan(metrics[key])
         x, y = metrics["step"][ok], metrics[key][ok]
-        if smooth > 1 and len(y) >= smooth:
+        if smooth > 1 and len(y) >= smooth and not key.startswith("eval_"):
             y = np.convolve(y, np.ones(smooth) / smooth, mode="valid")
             x = x[smooth - 1:]
         ax.plot(x, y, marker="o" if len(y) < 20 else None)
+        if key == "eval_return" and "eval_std" in metrics:
+            std = metrics["eval_std"][ok]
+            ax.fill_between(x, y - std, y + std, alpha=0.2)
         ax.set_title(key)
         ax.set_xlabel("env steps")
         ax.grid(alpha=0.3)

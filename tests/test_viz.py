@@ -56,7 +56,17 @@ def test_curves_from_the_metrics_csv(tmp_path):
     assert np.isnan(metrics["eval_return"][0]) and metrics["eval_return"][1] == -5
     fig = viz.plot_curves(tmp_path, ["loss", "eval_return"])
     x, y = fig.axes[1].lines[0].get_data()
-    np.testing.assert_array_equal(x, [200]) and np.testing.assert_array_equal(y, [-5])
+    np.testing.assert_array_equal(x, [200])
+    np.testing.assert_array_equal(y, [-5])
+    plt.close(fig)
+    # training metrics are smoothed (moving average), evaluation points are drawn as measured with a std band
+    (tmp_path / "metrics.csv").write_text("step,loss,eval_return,eval_std\n100,4.0,,\n200,2.0,-5,1\n"
+                                          "300,1.0,,\n400,3.0,7,2\n")
+    fig = viz.plot_curves(tmp_path, ["loss", "eval_return"], smooth=2)
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [3.0, 1.5, 2.0])
+    np.testing.assert_allclose(fig.axes[1].lines[0].get_ydata(), [-5, 7])
+    band = fig.axes[1].collections[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(-6) and band[:, 1].max() == pytest.approx(9)
     plt.close(fig)
     with pytest.raises(ValueError, match="available"):
         viz.plot_curves(tmp_path, ["nope"])
