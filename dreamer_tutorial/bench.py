@@ -6,7 +6,7 @@
 
 Batches come from a replay buffer filled with random frames (the cost of an update does not depend on the
 pixels). Prints one line per preset with the world-model parameter count, seconds per world-model update,
-seconds per full train_step (world model + imagination + actor + critic) and the corresponding updates/s.
+seconds per full train_step (world model + imagination + actor + critic), and both as updates per second.
 """
 
 from __future__ import annotations
@@ -114,13 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {args.device}, "
           f"precision {args.precision}, {'continuous' if args.continuous else 'discrete'} actions"
           f"{', compiled' if args.compile else ''}")
-    print(f"{'preset':10s} {'batch':>7s} {'WM params':>10s} {'WM update':>11s} {'train_step':>11s} {'updates/s':>10s}")
+    print(f"{'preset':10s} {'batch':>7s} {'WM params':>10s} {'WM update':>11s} {'WM upd/s':>9s} {'train_step':>11s} "
+          f"{'updates/s':>10s}")
     for preset in args.presets:
         r = bench_preset(preset, args.updates, not args.continuous, device=args.device, precision=args.precision,
                          compile=args.compile)
         c = Config.preset(preset)
         print(f"{preset:10s} {c.batch_size:>3d}x{c.batch_length:<3d} {r['wm_params_M']:>9.2f}M "
-              f"{r['world_model_s']:>10.3f}s {r['train_step_s']:>10.3f}s {1 / r['train_step_s']:>10.2f}", flush=True)
+              f"{r['world_model_s']:>10.3f}s {1 / r['world_model_s']:>9.2f} {r['train_step_s']:>10.3f}s "
+              f"{1 / r['train_step_s']:>10.2f}", flush=True)
     return 0
 
 
