@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup lab test lint train bench clean
+.PHONY: setup lab test lint train bench clean student grade index
 
 setup: $(STAMP)
 
@@ -33,6 +33,17 @@ train: setup
 
 bench: setup
 	$(BIN)/python -m dreamer_tutorial.bench
+
+# Classroom (TEACHING.md): the student version of every lesson, grading returned notebooks, the course index.
+student: setup
+	$(BIN)/python -m dreamer_tutorial.classroom student --out build/student
+
+RETURNED ?= returned/*.ipynb
+grade: setup
+	$(BIN)/python -m dreamer_tutorial.classroom grade $(RETURNED) --csv grades.csv
+
+index: setup
+	$(BIN)/python -m dreamer_tutorial.classroom index
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

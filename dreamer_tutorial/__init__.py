@@ -3,6 +3,8 @@
 The public names below are the ones the notebooks import once a lesson has derived them.
 """
 
+__version__ = "0.2.0"  # first: dreamer_tutorial.train imports it (checkpoints record it)
+
 from . import envs  # noqa: F401  (registers dreamer_tutorial/PointReach-v0)
 from .agent import Dreamer
 from .behavior import ActorCritic, lambda_return

@@ -1,14 +1,15 @@
 """The Dreamer agent: acts with a recurrent latent state, and learns from replay batches.
 
-One `train_step(batch)` is DreamerV2's Algorithm 1 inner loop:
+One `train_step(batch)` is the inner loop of DreamerV1's Algorithm 1 (Hafner et al., 2020), which DreamerV2
+keeps (DreamerV2's own Algorithm 1 is the straight-through gradient snippet, see rssm.py):
   1. world model: filter the batch with the RSSM and minimise reconstruction + reward + discount + KL;
   2. intrinsic module (optional): fit the next-latent predictor(s) on the real transitions;
   3. behaviour: from every posterior state of the batch, imagine H steps and update actor and critic
      (and, for Plan2Explore with `expl_behavior`, a second actor-critic that maximises the intrinsic reward).
 
 Acting (`policy`) runs the same preprocessing as training (uint8 HWC frames -> [-0.5, 0.5] CHW floats),
-updates the posterior with the new frame and the previous action, and samples from the actor (training) or
-takes its mode (evaluation).
+updates the posterior with the new frame and the previous action (both reset to zero where `is_first`: the
+frame is a reset frame), and samples from the actor (training) or takes its mode (evaluation).
 """
 
 from __future__ import annotations
@@ -23,14 +24,28 @@ from torch import nn
 from .behavior import ActorCritic
 from .config import Config
 from .intrinsic import make_intrinsic
+from .networks import init_weights
+from .optim import AdamWithDecay
 from .rssm import State
 from .world_model import WorldModel
 
 
 def resolve_device(name: str) -> torch.device:
+    """"auto" -> cuda if available else cpu; any other name must be a device this machine has."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; expected auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but this torch ({torch.__version__}) sees no CUDA GPU; "
+                         f"use --device cpu (or auto)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} requested but MPS is not available here; use --device cpu (or auto)")
+    return device
 
 
 class Dreamer(nn.Module):
@@ -53,7 +68,8 @@ class Dreamer(nn.Module):
         self.task_behavior = ActorCritic(c, feat, self.action_dim, self.discrete)
         self.intrinsic = make_intrinsic(c, feat, self.action_dim, stoch)
         self.expl_behavior = ActorCritic(c, feat, self.action_dim, self.discrete) if c.expl_behavior else None
-        self.model_opt = torch.optim.Adam(self.world_model.parameters(), c.model_lr, eps=c.adam_eps)
+        init_weights(self, c.init)
+        self.model_opt = AdamWithDecay(self.world_model.parameters(), c.model_lr, c.adam_eps, c.weight_decay)
         self.to(self.device)
         if c.compile:
             # In-place Module.compile keeps the parameter names, so checkpoints load with or without it. The
@@ -145,6 +161,9 @@ class Dreamer(nn.Module):
         return reward
 
     def _intrinsic_reward(self, states: State, actions: torch.Tensor) -> torch.Tensor:
+        """Scaled intrinsic reward of the imagined steps; alone, it is the exploration actor's reward (the authors'
+        expl_extr_scale = 0). It keeps its gradient with respect to the imagined states and actions (dynamics
+        backprop follows novelty), while the predictors' weights stay out of the actor's loss."""
         return self.config.intrinsic_scale * self.intrinsic.imagined_reward(states, actions).float()
 
     def _check_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,9 +1,24 @@
 """All hyperparameters in one dataclass, with named presets.
 
-`Config.preset("paper")` gives the sizes of DreamerV2 (Hafner et al., 2021, Atari settings); the other presets
-shrink the networks and the batch so the same code path runs in seconds ("debug"), in minutes on a CPU ("small"),
-or within about 25 minutes on one GPU ("carracing"). Every field has a one-line help string, which the CLI of
+`Config.preset("paper")` is the Atari recipe of DreamerV2 (Hafner et al., 2021); the other presets shrink the
+networks and the batch so the same code path runs in seconds ("debug"), in minutes on a CPU ("small"), or within
+about 25 minutes on one GPU ("carracing"). Every field has a one-line help string, which the CLI of
 `dreamer_tutorial.train` shows in `--help`.
+
+The `paper` preset is the `defaults` plus `atari` sections of the authors' dreamerv2/configs.yaml, for every
+value that has a field here: the sizes (Config's defaults, 19.6M world-model parameters), action repeat 4, a
+time limit of 27,000 policy steps, 50M policy steps (200M frames), prefill 50k, one update every 16 policy
+steps, a replay of 2M steps, rewards squashed by tanh as the reward head's target (so the actor maximises
+tanh-squashed rewards, as in their code), weight decay 1e-6 on every optimiser, glorot-uniform initialisation,
+entropy scale 1e-3, and one evaluation episode every 250k steps. Mixed precision is bf16 autocast here (theirs
+is float16 with loss scaling). NOT reproduced: the Atari environment and its wrappers (`env` stays the toy
+default: pass an ALE id yourself; the authors use grayscale 64x64 frames, sticky actions with probability 0.25,
+up to 30 no-op starts and max-pooling over the last two frames, here frames are RGB and an ALE id's own
+frameskip multiplies with action_repeat); their replay (whole finished episodes, one picked uniformly, then a
+window inside it with `prioritize_ends`; here windows are uniform over stored steps and may cross an episode
+start, where is_first resets the state; 2M RGB steps take about 25 GB of RAM); their one `pretrain` update after
+the prefill; the bias of their GRU layer before its LayerNorm; their soft discount target gamma * (1 - terminal)
+(here the head learns 1 - terminal and is scaled by gamma); and XLA compilation (`compile` stays off).
 """
 
 from __future__ import annotations
@@ -58,6 +73,8 @@ class Config:
     kl_free: float = _f(0.0, "free nats: KL below this value is not penalised")
     kl_scale: float = _f(0.1, "weight of the KL term in the world-model loss (beta)")
     discount_scale: float = _f(5.0, "weight of the discount (episode continuation) loss")
+    reward_transform: str = _f("none", "none or tanh: the reward head learns tanh(r), so the actor maximises the "
+                               "squashed reward (the authors' clip_rewards)")
     model_lr: float = _f(2e-4, "world-model learning rate")
     # --- behaviour ---------------------------------------------------------------------------------------------
     horizon: int = _f(15, "imagination horizon H")
@@ -66,17 +83,24 @@ class Config:
     actor_lr: float = _f(4e-5, "actor learning rate")
     critic_lr: float = _f(1e-4, "critic learning rate")
     actor_grad: str = _f("auto", "reinforce, dynamics, both, or auto (reinforce if discrete else dynamics)")
-    actor_grad_mix: float = _f(0.0, "for actor_grad=both: weight of REINFORCE (1 - weight: dynamics backprop)")
+    actor_grad_mix: float = _f(0.1, "for actor_grad=both: weight of dynamics backprop (1 - weight: REINFORCE)")
     actor_entropy: float = _f(1e-3, "entropy bonus scale (eta)")
+    actor_dist: str = _f("trunc_normal", "continuous actor: trunc_normal (DreamerV2, truncated Normal on [-1, 1]) "
+                         "or tanh_normal (DreamerV1)")
     actor_min_std: float = _f(0.1, "minimum standard deviation of the continuous actor")
     target_update_every: int = _f(100, "updates between hard copies of the critic into the target critic")
     adam_eps: float = _f(1e-5, "Adam epsilon")
     grad_clip: float = _f(100.0, "gradient-norm clipping threshold")
+    weight_decay: float = _f(0.0, "every optimiser multiplies all its weights by (1 - weight_decay) before each "
+                             "Adam step (the authors' wd, not scaled by the learning rate)")
+    init: str = _f("torch", "torch (torch's defaults) or glorot (the authors' Keras init: glorot-uniform weights, "
+                   "zero biases), applied by Dreamer to every Linear and conv layer")
     # --- exploration -------------------------------------------------------------------------------------------
     intrinsic: str = _f("none", "none, curiosity or plan2explore")
-    intrinsic_scale: float = _f(0.1, "weight of the intrinsic reward in imagination")
+    intrinsic_scale: float = _f(1.0, "weight of the intrinsic reward in imagination (authors' expl_intr_scale)")
     extrinsic_scale: float = _f(1.0, "weight of the extrinsic (task) reward in imagination")
     ensemble_size: int = _f(10, "Plan2Explore: number of one-step models in the ensemble")
+    disag_log: bool = _f(False, "Plan2Explore: reward the log of the members' standard deviation")
     expl_behavior: bool = _f(False, "Plan2Explore: act with a separate exploration actor-critic")
     intrinsic_lr: float = _f(3e-4, "learning rate of the curiosity / ensemble predictors")
     logdir: str = _f("runs/dreamer", "directory for metrics.csv, TensorBoard, checkpoints and videos")
@@ -140,20 +164,32 @@ class Config:
                      "extrinsic_scale"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"config field {name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.weight_decay < 1.0:
+            raise ValueError(f"config field weight_decay must lie in [0, 1) (weights are multiplied by "
+                             f"1 - weight_decay), got {self.weight_decay!r}")
         choices = {"actor_grad": ("auto", "reinforce", "dynamics", "both"),
+                   "actor_dist": ("trunc_normal", "tanh_normal"),
                    "intrinsic": ("none", "curiosity", "plan2explore"),
-                   "precision": ("fp32", "bf16")}
+                   "precision": ("fp32", "bf16"),
+                   "reward_transform": ("none", "tanh"),
+                   "init": ("torch", "glorot")}
         for name, valid in choices.items():
             if getattr(self, name) not in valid:
                 raise ValueError(f"config field {name} must be one of {', '.join(valid)}, got {getattr(self, name)!r}")
         if self.image_size != 64:
             raise ValueError(f"config field image_size must be 64 (the conv encoder/decoder's size), got "
                              f"{self.image_size}")
+        if self.batch_length < 2:
+            raise ValueError(f"config field batch_length must be at least 2 (a sequence needs one transition for the "
+                             f"dynamics and the intrinsic predictors), got {self.batch_length}")
+        if self.replay_capacity // self.num_envs < self.batch_length:
+            raise ValueError(f"config field replay_capacity ({self.replay_capacity}) must hold at least batch_length "
+                             f"({self.batch_length}) steps per env ({self.num_envs} envs), or training never starts")
         if self.expl_behavior and self.intrinsic == "none":
             raise ValueError("config field expl_behavior needs intrinsic = curiosity or plan2explore")
 
 
-# Presets override Config's defaults (which are the paper's Atari values).
+# Presets override Config's defaults (the paper's Atari sizes and learning rates).
 _PRESETS: dict[str, dict] = {
     # The full code path in seconds on a CPU: tiny networks, tiny batches.
     "debug": dict(
@@ -180,6 +216,20 @@ _PRESETS: dict[str, dict] = {
         eval_episodes=20, log_every=2_000, gamma=0.99, kl_free=1.0, kl_scale=1.0, discount_scale=1.0,
         model_lr=3e-4, actor_lr=8e-5, critic_lr=8e-5, actor_entropy=1e-4, precision="bf16",
     ),
-    # The paper's Atari sizes (19.6M world-model parameters); all other fields are Config's defaults.
-    "paper": dict(),
+    # CarRacing-v3 on a 2-core CPU in about 85 minutes (results/carracing-cpu/): the `small` networks and batch
+    # (2.1M world-model parameters, 8 x 32) on 64x64 frames with action repeat 2, one env, 50k policy steps
+    # (100k frames), one update every 5 policy steps (9,500 updates), a 5-episode evaluation every 5k steps.
+    "carracing_cpu": dict(
+        cnn_depth=16, deter=200, hidden=200, stoch=16, classes=16, mlp_units=200, mlp_layers=2,
+        batch_size=8, batch_length=32, replay_capacity=100_000, gamma=0.99, kl_free=1.0, kl_scale=1.0,
+        model_lr=6e-4, actor_lr=8e-5, critic_lr=8e-5, actor_entropy=1e-4,
+        env="CarRacing-v3", action_repeat=2, num_envs=1, steps=50_000, prefill=2_500, train_every=5,
+        eval_every=5_000, eval_episodes=5, log_every=500,
+    ),
+    # The authors' Atari recipe (see the module docstring): Config's defaults are its sizes and learning rates.
+    "paper": dict(
+        action_repeat=4, time_limit=27_000, steps=50_000_000, prefill=50_000, train_every=16,
+        replay_capacity=2_000_000, eval_every=250_000, eval_episodes=1, log_every=10_000, actor_entropy=1e-3,
+        reward_transform="tanh", weight_decay=1e-6, init="glorot", precision="bf16",
+    ),
 }

@@ -3,12 +3,22 @@
 Dreamer sees uint8 frames of shape (64, 64, 3) and acts in [-1, 1] (continuous) or with one of n actions
 (discrete). `make_env` stacks, from the inside out:
 
-    gym.make(name)           the raw env (CarRacing-v3: 96x96 frames, steer in [-1, 1], gas/brake in [0, 1])
+    gym.make(name)           the raw env (CarRacing-v3: 96x96 frames, steer in [-1, 1], gas/brake in [0, 1]),
+                             with gymnasium's TimeLimit (the env's own, or time_limit x action_repeat frames)
+    AddRenderObservation     (only with pixels=True) gymnasium's: the rendered frame replaces a state vector
     CarRacingActions         policy action in [-1, 1]^3 -> (steer, gas, brake) with gas, brake in [0, 1]
       or NormalizeActions    any other bounded Box: [-1, 1] mapped linearly onto [low, high]
     ActionRepeat(k)          repeat each action k frames, sum the rewards, stop early at the episode's end
     ResizeObservation(s)     area-average the frame to s x s (uint8 in, uint8 out)
-    TimeLimit(n)             (optional) truncate after n policy steps
+
+Every wrapper follows gymnasium's conventions (it records its constructor arguments), so `env.spec` names the
+whole stack, `gym.make(env.spec)` rebuilds it and `gymnasium.utils.env_checker.check_env` accepts it. Where
+gymnasium ships the same job we build on it: NormalizeActions is gymnasium's `RescaleAction(env, -1, 1)` plus
+clipping to [-1, 1] first (RescaleAction extrapolates an out-of-range action linearly, and CarRacing clips only
+gas, so a steer of 3 or a negative brake would reach the physics) and a shape check (numpy would broadcast a
+wrong-shaped action silently). Two are our own: gymnasium's ResizeObservation needs opencv and interpolates,
+ours area-averages with PIL (no aliasing when shrinking 96 -> 64); gymnasium's only frame-skip wrapper is part
+of AtariPreprocessing, so ActionRepeat works for any env.
 
 It also registers the course's toy pixel env, `dreamer_tutorial/PointReach-v0` (continuous) and
 `dreamer_tutorial/PointReachDiscrete-v0`: a red point moves toward a green target on a 64x64 frame. Episodes
@@ -96,15 +106,19 @@ gym.register("dreamer_tutorial/PointReachDiscrete-v0", entry_point=PointReachEnv
 
 
 # --- wrappers ------------------------------------------------------------------------------------------------------
-class ResizeObservation(gym.ObservationWrapper):
+def _is_frame_space(space: gym.Space) -> bool:
+    return (isinstance(space, gym.spaces.Box) and len(space.shape) == 3 and space.shape[-1] == 3
+            and space.dtype == np.uint8)
+
+
+class ResizeObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Resize uint8 (H, W, 3) frames to (size, size, 3) with area averaging (no aliasing when shrinking)."""
 
     def __init__(self, env: gym.Env, size: int):
+        gym.utils.RecordConstructorArgs.__init__(self, size=size)
         super().__init__(env)
-        space = env.observation_space
-        if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 3 and space.shape[-1] == 3
-                and space.dtype == np.uint8):
-            raise ValueError(f"ResizeObservation needs uint8 RGB frames (H, W, 3), got {space}")
+        if not _is_frame_space(env.observation_space):
+            raise ValueError(f"ResizeObservation needs uint8 RGB frames (H, W, 3), got {env.observation_space}")
         self.size = size
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
 
@@ -114,10 +128,11 @@ class ResizeObservation(gym.ObservationWrapper):
         return np.array(Image.fromarray(obs).resize((self.size, self.size), Image.BOX))
 
 
-class ActionRepeat(gym.Wrapper):
+class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Apply each action `repeat` times and sum the rewards; stop as soon as the episode ends."""
 
     def __init__(self, env: gym.Env, repeat: int):
+        gym.utils.RecordConstructorArgs.__init__(self, repeat=repeat)
         super().__init__(env)
         if repeat < 1:
             raise ValueError(f"action repeat must be >= 1, got {repeat}")
@@ -133,31 +148,32 @@ class ActionRepeat(gym.Wrapper):
         return obs, total, terminated, truncated, info
 
 
-class NormalizeActions(gym.ActionWrapper):
-    """The policy acts in [-1, 1]^A; map linearly onto the env's bounded Box [low, high]."""
+class NormalizeActions(gym.wrappers.RescaleAction):
+    """The policy acts in [-1, 1]^A; clip to that range, then map linearly onto the env's bounded Box [low, high]
+    (gymnasium's RescaleAction(env, -1, 1) does the mapping)."""
 
     def __init__(self, env: gym.Env):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self)  # the first call records: none besides env
         space = env.action_space
-        if not np.all(np.isfinite(space.low)) or not np.all(np.isfinite(space.high)):
-            raise ValueError(f"NormalizeActions needs finite action bounds, got {space}")
-        self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
-        self.action_space = gym.spaces.Box(-1, 1, space.shape, np.float32)
+        if not (isinstance(space, gym.spaces.Box) and np.all(np.isfinite(space.low))
+                and np.all(np.isfinite(space.high))):
+            raise ValueError(f"NormalizeActions needs a Box with finite bounds, got {space}")
+        super().__init__(env, np.full(space.shape, -1, np.float32), np.full(space.shape, 1, np.float32))
 
     def action(self, action):
         action = np.asarray(action, np.float32)
-        if action.shape != self.low.shape:
-            raise ValueError(f"expected an action of shape {self.low.shape} in [-1, 1], got shape {action.shape}")
-        action = np.clip(action, -1, 1)
-        return self.low + (action + 1) / 2 * (self.high - self.low)
+        if action.shape != self.action_space.shape:
+            raise ValueError(f"expected an action of shape {self.action_space.shape} in [-1, 1], got shape "
+                             f"{action.shape}")
+        return super().action(np.clip(action, -1, 1))
 
 
 class CarRacingActions(NormalizeActions):
     """CarRacing's action is (steer in [-1, 1], gas in [0, 1], brake in [0, 1]).
 
-    A policy in [-1, 1]^3 (tanh Normal) maps onto it with steer = a0, gas = (a1 + 1) / 2, brake = (a2 + 1) / 2,
-    which is NormalizeActions for CarRacing's bounds; the class exists to name the mapping the seed notebook
-    forgot (it fed raw Gaussian samples, so gas and brake were negative half of the time).
+    A policy in [-1, 1]^3 (the truncated-Normal actor) maps onto it with steer = a0, gas = (a1 + 1) / 2,
+    brake = (a2 + 1) / 2, which is NormalizeActions for CarRacing's bounds; the class exists to name the mapping
+    the seed notebook forgot (it fed raw Gaussian samples, so gas and brake were negative half of the time).
     """
 
     def __init__(self, env: gym.Env):
@@ -170,22 +186,36 @@ class CarRacingActions(NormalizeActions):
 
 
 def make_env(name: str, image_size: int = 64, action_repeat: int = 1, time_limit: int = 0, seed: int | None = None,
-             **kwargs) -> gym.Env:
+             pixels: bool = False, **kwargs) -> gym.Env:
     """Build a pixel env for Dreamer: uint8 (image_size, image_size, 3) frames, actions in [-1, 1] or discrete.
 
     `name` is any registered gymnasium id with RGB frames as observations (CarRacing-v3,
-    dreamer_tutorial/PointReach-v0, ...); `kwargs` go to `gym.make` (e.g. `continuous=False` for CarRacing,
-    `sparse=True` or `target=(x, y)` for PointReach). `time_limit` counts policy steps (after action repeat);
-    0 keeps the env's own limit. With `seed`, the first reset uses it.
+    dreamer_tutorial/PointReach-v0, ...); `pixels=True` makes one from an env that observes a state vector
+    (CartPole-v1, Pendulum-v1, ...) by observing its rendered frames instead. `kwargs` go to `gym.make` (e.g.
+    `continuous=False` for CarRacing, `sparse=True` or `target=(x, y)` for PointReach). `time_limit` > 0
+    replaces the env's own episode limit by that many policy steps: gym.make's `max_episode_steps` of
+    time_limit x action_repeat frames, and ActionRepeat stops on the truncating frame. (Inside the stack, not on
+    top of it, so that `gym.make(env.spec)` rebuilds the same env.) With `seed`, the first reset uses it.
     """
     if image_size < 16 or action_repeat < 1 or time_limit < 0:
         raise ValueError(f"need image_size >= 16, action_repeat >= 1, time_limit >= 0; got {image_size}, "
                          f"{action_repeat}, {time_limit}")
+    if pixels:
+        kwargs["render_mode"] = "rgb_array"
+    if time_limit:
+        kwargs["max_episode_steps"] = time_limit * action_repeat
     try:
         env = gym.make(name, **kwargs)
     except gym.error.Error as err:
         pixel = ["CarRacing-v3", "dreamer_tutorial/PointReach-v0", "dreamer_tutorial/PointReachDiscrete-v0"]
         raise ValueError(f"cannot make env {name!r} ({err}); pixel envs that work out of the box: {pixel}") from err
+    if pixels:
+        env = gym.wrappers.AddRenderObservation(env, render_only=True)
+    if not _is_frame_space(env.observation_space):
+        space = env.observation_space
+        raise ValueError(f"{name} observes {type(space).__name__} {space.shape} {space.dtype}, but Dreamer needs "
+                         f"pixel frames (uint8 H x W x 3): pass pixels=True, which wraps gym.make({name!r}, "
+                         f"render_mode='rgb_array') in gymnasium's AddRenderObservation(env, render_only=True)")
     if isinstance(env.action_space, gym.spaces.Box):
         is_car = env.spec is not None and env.spec.id.startswith("CarRacing")
         env = CarRacingActions(env) if is_car else NormalizeActions(env)
@@ -194,8 +224,6 @@ def make_env(name: str, image_size: int = 64, action_repeat: int = 1, time_limit
     if action_repeat > 1:
         env = ActionRepeat(env, action_repeat)
     env = ResizeObservation(env, image_size)
-    if time_limit:
-        env = gym.wrappers.TimeLimit(env, time_limit)
     if seed is not None:
         env.reset(seed=seed)
     return env

@@ -4,6 +4,9 @@ Encoder: 4 convolutions with kernel 4 and stride 2, channels d*(1, 2, 4, 8), ELU
 31, 14, 6, then 2 pixels a side, so the embedding has 8d * 2 * 2 = 32d features (1536 for the paper's d = 48).
 Decoder: the mirror image with transposed convolutions of kernels 5, 5, 6, 6 (1 -> 5 -> 13 -> 30 -> 64 pixels);
 its output is the mean of a unit-variance Normal over pixels scaled to [-0.5, 0.5].
+
+Initialisation: torch's defaults unless `init_weights(module, "glorot")` re-initialises a built model the way the
+authors' Keras layers start (`Config.init`).
 """
 
 from __future__ import annotations
@@ -96,6 +99,33 @@ def normal_nll(mean: torch.Tensor, target: torch.Tensor, event_dims: int = 0) ->
 def bernoulli_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Negative log-likelihood of a 0/1 `target` under Bernoulli(sigmoid(logits)), elementwise."""
     return nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+
+
+def init_weights(module: nn.Module, scheme: str) -> None:
+    """Re-initialise every Linear, Conv2d and ConvTranspose2d layer inside `module` (in place).
+
+    "torch" keeps torch's defaults (uniform in +-1/sqrt(fan_in), biases included). "glorot" gives what the authors'
+    Keras Dense / Conv2D / Conv2DTranspose layers (the GRU's input layer included) start with: weights uniform in
+    +-sqrt(6 / (fan_in + fan_out)), variance 2 / (fan_in + fan_out), and zero biases. LayerNorm keeps scale 1 and
+    shift 0. The ensemble layers of Plan2Explore (K stacked Linear layers, weight (K, in, out)) get the same rule
+    per member. Every copy, the target critic included, gets its own draw: like the critic it starts untrained, and
+    it becomes the critic's copy at the first target update (the authors' target critic also starts as its own draw).
+    """
+    if scheme == "torch":
+        return
+    if scheme != "glorot":
+        raise ValueError(f"init scheme must be torch or glorot, got {scheme!r}")
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.xavier_uniform_(layer.weight)
+            elif type(layer).__name__ == "EnsembleLinear":  # intrinsic.py's (K, in, out) layer; it imports us
+                for member in layer.weight:  # (in, out); the bound depends only on fan_in + fan_out
+                    nn.init.xavier_uniform_(member)
+            else:
+                continue
+            if layer.bias is not None:
+                layer.bias.zero_()
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -96,7 +96,8 @@ class WorldModel(nn.Module):
         post, prior = self.observe(batch)
         feat = post.feat
         image_nll = normal_nll(self.decoder(feat), preprocess(batch["obs"]), event_dims=3).mean()
-        reward_nll = normal_nll(self.reward(feat), batch["reward"].float()).mean()
+        reward = batch["reward"].float()  # with reward_transform "tanh" the head learns tanh(r), as the authors do
+        reward_nll = normal_nll(self.reward(feat), reward.tanh() if c.reward_transform == "tanh" else reward).mean()
         cont = 1.0 - batch["is_terminal"].float()
         discount_nll = bernoulli_nll(self.discount_head(feat).squeeze(-1), cont).mean()
         kl_loss, kl = kl_balance(post.logits, prior.logits, c.kl_balance, c.kl_free)

@@ -1,11 +1,13 @@
 """Behaviour learning: lambda-returns, target critic, gradient routing, entropy bonus, action distributions."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from dreamer_tutorial import ActorCritic, Config, WorldModel, lambda_return
-from dreamer_tutorial.behavior import OneHotCategorical, TanhNormal, actor_loss, critic_loss, frozen
+from dreamer_tutorial.behavior import Actor, OneHotCategorical, TanhNormal, TruncNormal, actor_loss, critic_loss, frozen
 
 
 def python_lambda_return(reward, value, discount, bootstrap, lam):
@@ -95,7 +97,7 @@ def test_actor_loss_never_reaches_the_world_model_and_critic_loss_never_the_acto
     config, wm, ac, start, cont = make_parts(discrete)
     with frozen(wm):
         states, actions, dist, value, returns = imagined_returns(config, wm, ac, start)
-        loss, _ = actor_loss(dist, actions, returns, value[:-1], torch.ones_like(returns), ac.reinforce,
+        loss, _ = actor_loss(dist, actions, returns, value[:-1], torch.ones_like(returns), ac.mix,
                              config.actor_entropy)
     loss.backward()
     assert all(p.grad is None for p in wm.parameters()), "actor loss produced gradients in the world model"
@@ -125,8 +127,8 @@ def test_entropy_bonus_pushes_towards_higher_entropy(discrete):
     returns, baseline, weight = torch.randn(10), torch.randn(10), torch.rand(10)
 
     def grad_of_loss(entropy_scale):
-        torch.manual_seed(1)  # the continuous entropy is a one-sample estimate: use the same noise
-        loss, _ = actor_loss(ac.actor(feat), actions, returns, baseline, weight, 1.0, entropy_scale)
+        torch.manual_seed(1)  # the same noise each time (the tanh-Normal's entropy is a one-sample estimate)
+        loss, _ = actor_loss(ac.actor(feat), actions, returns, baseline, weight, 0.0, entropy_scale)
         return torch.autograd.grad(loss, list(ac.actor.parameters()))
 
     g0, g1 = grad_of_loss(0.0), grad_of_loss(0.5)
@@ -164,3 +166,153 @@ def test_action_distributions():
     torch.testing.assert_close(TanhNormal(mean, std).log_prob(a), expected)
     # The one-sample entropy estimate averages to -E[log p(a)].
     torch.testing.assert_close(tanh_normal.entropy().mean(), -tanh_normal.log_prob(actions).mean(), atol=0.02, rtol=0)
+
+
+def test_actor_grad_mix_weights_dynamics_backprop_as_in_the_authors_code():
+    assert Config().actor_grad_mix == 0.1  # the authors' default
+    mixes = {grad: make_parts(False, actor_grad=grad, actor_grad_mix=0.3)[2].mix
+             for grad in ("dynamics", "reinforce", "both", "auto")}
+    assert mixes == {"dynamics": 1.0, "reinforce": 0.0, "both": 0.3, "auto": 1.0}
+    assert make_parts(True)[2].mix == 0.0  # auto: REINFORCE for discrete actions
+
+    config, wm, ac, start, cont = make_parts(discrete=False, actor_grad="both")
+    params = list(ac.actor.parameters())
+    with frozen(wm):
+        states, actions, dist, value, returns = imagined_returns(config, wm, ac, start)
+    weight = torch.rand_like(returns)
+
+    def grad(loss):
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params, retain_graph=True)])
+
+    # Written out independently of actor_loss: the two estimators' losses (entropy off).
+    g_dynamics = grad(-(weight * returns).mean())
+    advantage = (returns - value[:-1]).detach()
+    g_reinforce = grad(-(weight * dist.log_prob(actions.detach()) * advantage).mean())
+    assert g_dynamics.abs().sum() > 0 and g_reinforce.abs().sum() > 0
+    for mix, expected in ((1.0, g_dynamics), (0.0, g_reinforce), (0.1, 0.1 * g_dynamics + 0.9 * g_reinforce)):
+        loss, _ = actor_loss(dist, actions, returns, value[:-1], weight, mix, entropy_scale=0.0)
+        torch.testing.assert_close(grad(loss), expected, rtol=1e-5, atol=1e-9)
+
+
+# --- the truncated Normal ----------------------------------------------------------------------------------------
+def normal_cdf(x):
+    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
+
+
+def trunc_normal_log_density(a, loc, scale):
+    """log(normal pdf / (Phi(beta) - Phi(alpha))) on [-1, 1], from math.erf: independent of torch.special."""
+    z = normal_cdf((1 - loc) / scale) - normal_cdf((-1 - loc) / scale)
+    return -0.5 * ((a - loc) / scale) ** 2 - math.log(scale * math.sqrt(2 * math.pi) * z)
+
+
+EXTREMES = [(0.3, 0.5), (0.0, 0.1), (0.999, 0.1), (-0.999, 0.1), (1.0, 0.1), (0.0, 2.1), (0.95, 2.1), (-1.0, 2.1)]
+
+
+@pytest.mark.parametrize("loc, scale", EXTREMES)
+def test_trunc_normal_density_and_entropy_against_numerical_integration(loc, scale):
+    grid = torch.linspace(-1, 1, 400_001, dtype=torch.float64)
+    dist = TruncNormal(torch.full((grid.numel(), 1), loc, dtype=torch.float64),
+                       torch.full((grid.numel(), 1), scale, dtype=torch.float64))
+    log_p = dist.log_prob(grid[:, None])
+    assert log_p.shape == grid.shape and torch.isfinite(log_p).all()
+    for a in (-0.99, -0.3, 0.0, 0.5, 0.999):
+        i = int(round((a + 1) / 2 * (grid.numel() - 1)))
+        assert log_p[i].item() == pytest.approx(trunc_normal_log_density(grid[i].item(), loc, scale), abs=1e-9)
+    p = log_p.exp()
+    assert torch.trapezoid(p, grid).item() == pytest.approx(1.0, abs=1e-6)
+    assert dist.entropy()[0].item() == pytest.approx(torch.trapezoid(-p * log_p, grid).item(), abs=1e-6)
+
+
+def analytic_mean(loc, scale):
+    alpha, beta = (-1 - loc) / scale, (1 - loc) / scale
+    pdf = lambda x: math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # noqa: E731
+    return loc + scale * (pdf(alpha) - pdf(beta)) / (normal_cdf(beta) - normal_cdf(alpha))
+
+
+@pytest.mark.parametrize("loc, scale", EXTREMES)
+def test_trunc_normal_samples_follow_the_density(loc, scale):
+    torch.manual_seed(0)
+    n = 200_000
+    dist = TruncNormal(torch.full((n, 1), loc), torch.full((n, 1), scale))  # float32, as in the actor
+    samples = dist.rsample()[:, 0]
+    assert torch.isfinite(samples).all() and samples.min() >= -1 + 1e-6 - 1e-7 and samples.max() <= 1 - 1e-6 + 1e-7
+    standard_error = samples.std().item() / n ** 0.5
+    assert samples.double().mean().item() == pytest.approx(analytic_mean(loc, scale), abs=5 * standard_error)
+    # Histogram against the probabilities of 20 bins from the CDF.
+    edges = torch.linspace(-1, 1, 21, dtype=torch.float64)
+    cdf = torch.tensor([normal_cdf((e - loc) / scale) for e in edges.tolist()], dtype=torch.float64)
+    expected = (cdf[1:] - cdf[:-1]) / (cdf[-1] - cdf[0])
+    observed = torch.histc(samples.double(), bins=20, min=-1, max=1) / n
+    assert (observed - expected).abs().max() < 0.005
+    assert dist.mode()[0, 0].item() == pytest.approx(loc)
+
+
+@pytest.mark.parametrize("loc, scale", [(0.3, 0.5), (-0.6, 0.2), (0.8, 2.1), (0.0, 0.1)])
+def test_trunc_normal_rsample_gradients_match_finite_differences(loc, scale):
+    def f(x):
+        return torch.sin(3 * x) + x ** 2
+
+    def mean_f(loc, scale):
+        torch.manual_seed(0)  # fixed noise: the same uniforms u for every (loc, scale)
+        shape = (100_000, 1)
+        return f(TruncNormal(loc.expand(shape), scale.expand(shape)).rsample()).mean()
+
+    params = torch.tensor(loc, dtype=torch.float64), torch.tensor(scale, dtype=torch.float64)
+    params = [p.requires_grad_(True) for p in params]
+    grads = torch.autograd.grad(mean_f(*params), params)
+    assert all(torch.isfinite(g) for g in grads)
+    eps = 1e-5
+    with torch.no_grad():
+        for i in range(2):
+            plus = [p + eps * (j == i) for j, p in enumerate(params)]
+            minus = [p - eps * (j == i) for j, p in enumerate(params)]
+            finite_difference = (mean_f(*plus) - mean_f(*minus)) / (2 * eps)
+            assert grads[i].item() == pytest.approx(finite_difference.item(), abs=1e-4)
+    # And the pathwise gradient estimates the gradient of the exact expectation (quadrature on a grid).
+    grid = torch.linspace(-1, 1, 100_001, dtype=torch.float64)
+
+    def exact(loc, scale):
+        shape = (grid.numel(), 1)
+        p = TruncNormal(loc.expand(shape), scale.expand(shape)).log_prob(grid[:, None]).exp()
+        return torch.trapezoid(f(grid) * p, grid)
+
+    exact_grads = torch.autograd.grad(exact(*params), params)
+    for g, e in zip(grads, exact_grads):
+        assert g.item() == pytest.approx(e.item(), abs=0.03)
+
+
+def test_trunc_normal_actor_heads_stay_finite_at_extreme_outputs():
+    action_dim, min_std = 3, 0.1
+    actor = Actor(2 * action_dim, action_dim, discrete=False, units=8, layers=1, min_std=min_std)
+    actor.net = torch.nn.Identity()  # feed the raw (mean, std) outputs directly
+    raw_mean = torch.tensor([-30.0, 0.0, 30.0])
+    raw_std = torch.tensor([-1e4, 0.0, 1e4])
+    out = torch.cat([raw_mean, raw_std])[None].expand(1000, 6).clone().requires_grad_(True)
+    dist = actor(out)
+    assert isinstance(dist, TruncNormal)
+    torch.testing.assert_close(dist.mode()[0], torch.tanh(raw_mean))
+    torch.testing.assert_close(dist.scale[0], torch.tensor([min_std, 1 + min_std, 2 + min_std]))
+    torch.manual_seed(0)
+    action = dist.rsample()
+    assert action.abs().max() < 1
+    objective = (action ** 2).sum() + dist.log_prob(action.detach()).sum() + dist.entropy().sum()
+    assert torch.isfinite(objective)
+    (grad,) = torch.autograd.grad(objective, out)
+    assert torch.isfinite(grad).all()
+    # The DreamerV1 option and the config switch.
+    assert isinstance(Actor(4, 2, False, 8, 1, dist="tanh_normal")(torch.zeros(1, 4)), TanhNormal)
+    config, wm, ac, start, cont = make_parts(discrete=False, actor_dist="tanh_normal")
+    assert isinstance(ac.actor(start.feat), TanhNormal)
+    with pytest.raises(ValueError, match="actor_dist must be one of trunc_normal, tanh_normal"):
+        Config(actor_dist="normal")
+
+
+@pytest.mark.parametrize("u", [0.0, 2 ** -24, 0.5, 1 - 2 ** -24])  # torch.rand's extremes in float32
+def test_trunc_normal_extreme_quantiles_give_finite_samples_and_gradients(u, monkeypatch):
+    monkeypatch.setattr(torch, "rand_like", lambda x: torch.full_like(x, u))
+    loc = torch.tensor([[-1.0, -0.999, 0.0, 0.999, 1.0]] * 2, requires_grad=True)
+    scale = torch.tensor([[0.1] * 5, [2.1] * 5], requires_grad=True)
+    sample = TruncNormal(loc, scale).rsample()
+    assert torch.isfinite(sample).all() and sample.abs().max() <= 1 - 1e-6 + 1e-7
+    grads = torch.autograd.grad(sample.sum(), (loc, scale))
+    assert all(torch.isfinite(g).all() for g in grads)

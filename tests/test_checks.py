@@ -70,8 +70,8 @@ CASES = {  # grader: (a correct implementation written independently, a plausibl
         lambda cont, d: torch.stack([cont * torch.prod(d[:t], 0) for t in range(len(d))]),
         lambda cont, d: cont * torch.cumprod(d, 0), "values"),  # off by one step
     "check_disagreement": (
-        lambda p: ((p - p.mean(0)) ** 2).mean(0).mean(-1),
-        lambda p: p.var(0).mean(-1), "values"),  # unbiased variance
+        lambda p: ((p - p.mean(0)) ** 2).mean(0).sqrt().mean(-1),
+        lambda p: p.std(0).mean(-1), "values"),  # unbiased standard deviation
     "check_curiosity_reward": (
         lambda pred, target: (pred - target).pow(2).mean(1),
         lambda pred, target: (pred - target).pow(2).mean().expand(len(pred)).clone(), "values"),  # the seed's bug

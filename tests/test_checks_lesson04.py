@@ -58,3 +58,71 @@ def test_replay_rows_grader():
         checks.check_replay_rows(lambda a, r, term: replay_rows(a, r, term)[:2])
     with pytest.raises(CheckFailed, match="not implemented"):
         checks.check_replay_rows(stub)
+
+
+def world_model_loss(wm, batch, mistake=None):  # written independently: wm.observe, log-sigmoids, clamp
+    c = wm.config
+    post, prior = wm.observe(batch)
+    feat = post.feat
+    frames = batch["obs"].permute(0, 1, 4, 2, 3).float() / 255 - 0.5
+    image = 0.5 * F.mse_loss(wm.decoder(feat), frames, reduction="none").sum((2, 3, 4)).mean()
+    target = batch["reward"].tanh() if c.reward_transform == "tanh" and mistake != "no tanh" else batch["reward"]
+    reward = 0.5 * ((wm.reward_head(feat)[..., 0] - target) ** 2).mean()
+    logit, cont = wm.discount_head(feat)[..., 0], (~batch["is_terminal"]).float()
+    discount = -(cont * F.logsigmoid(logit) + (1 - cont) * F.logsigmoid(-logit)).mean()
+
+    def kl(p, q):
+        return (p.softmax(-1) * (p.log_softmax(-1) - q.log_softmax(-1))).sum((-2, -1)).mean()
+
+    prior_side = kl(post.logits.detach(), prior.logits).clamp(min=c.kl_free)
+    post_side = kl(post.logits, prior.logits.detach()).clamp(min=c.kl_free)
+    balance = {"swapped": 1 - c.kl_balance}.get(mistake, c.kl_balance)
+    kl_loss = balance * prior_side + (1 - balance) * post_side
+    if mistake == "no free nats":
+        kl_loss = balance * kl(post.logits.detach(), prior.logits) + (1 - balance) * kl(post.logits,
+                                                                                         prior.logits.detach())
+    kl_scale = {"no kl scale": 1.0, "kl sign": -c.kl_scale}.get(mistake, c.kl_scale)
+    discount_scale = 1.0 if mistake == "no discount scale" else c.discount_scale
+    if mistake == "no reward":
+        reward = 0.0
+    return image + reward + discount_scale * discount + kl_scale * kl_loss
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("no reward", "gradient of the reward head is missing"),
+    ("no tanh", "gradient of the reward head differs.*check the reward term"),
+    ("no discount scale", "gradient of the discount head is 0.2 times"),
+    ("swapped", "KL: .*the prior and posterior get the wrong share"),
+    ("no kl scale", "KL: .*not scaled by kl_scale"),
+    ("kl sign", "KL: the gradient of the prior .*has the opposite sign"),
+    ("no free nats", "KL: the free nats are not respected"),
+])
+def test_world_model_loss_grader_names_the_wrong_term(mistake, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_world_model_loss(lambda wm, batch: world_model_loss(wm, batch, mistake))
+
+
+def test_world_model_loss_grader():
+    checks.check_world_model_loss(checks.reference_world_model_loss)
+    checks.check_world_model_loss(world_model_loss)
+    with pytest.raises(CheckFailed, match="opposite sign"):  # log-likelihood maximised... by minimising it
+        checks.check_world_model_loss(lambda wm, batch: -world_model_loss(wm, batch))
+    with pytest.raises(CheckFailed, match="encoder receives no gradient"):  # embeddings detached
+        checks.check_world_model_loss(lambda wm, batch: world_model_loss(_DetachedEncoder(wm), batch))
+    with pytest.raises(CheckFailed, match="scalar"):  # the package's (loss, post, metrics)
+        checks.check_world_model_loss(lambda wm, batch: wm.loss(batch))
+    with pytest.raises(CheckFailed, match="not implemented"):
+        checks.check_world_model_loss(stub)
+
+
+class _DetachedEncoder:
+    """A world model whose `observe` cuts the gradient between the encoder and the RSSM."""
+
+    def __init__(self, wm):
+        self.wm = wm
+
+    def __getattr__(self, name):
+        return getattr(self.wm, name)
+
+    def observe(self, batch):
+        return self.wm.rssm.observe(self.wm.embed(batch["obs"]).detach(), batch["action"], batch["is_first"])

@@ -74,3 +74,67 @@ def test_reinforce_loss_grader():
         checks.check_reinforce_loss(lambda lp, R, v, H, w, s: reinforce(lp, R, torch.zeros_like(v), H, w, s))
     with pytest.raises(CheckFailed, match="not implemented"):
         checks.check_reinforce_loss(stub)
+
+
+def actor_critic_losses(ac, wm, start, start_cont, mistake=None):
+    """Written independently: an explicit imagination loop, the lambda-recursion above, a running weight, and the
+    world model frozen by hand. `mistake` injects one typical error."""
+    c, params = ac.config, [p for p in wm.parameters() if p.requires_grad]
+    if mistake != "world model not frozen":
+        for p in params:
+            p.requires_grad_(False)
+    try:
+        state, feats, log_probs, entropies = start, [start.feat], [], []
+        for _ in range(c.horizon):  # sample the action, then the next latent: the order ac.imagine draws noise in
+            dist = ac.actor(state.feat.detach())
+            action = dist.rsample()
+            log_probs.append(dist.log_prob(action.detach()))
+            entropies.append(dist.entropy())
+            state = wm.rssm.img_step(state, action)
+            feats.append(state.feat)
+        feat = torch.stack(feats)
+        reward, discount = wm.reward(feat[1:]), wm.discount(feat[1:])
+        critic = ac.critic if mistake == "online critic in the returns" else ac.target_critic
+        value = critic(feat).squeeze(-1)
+        returns = recursion(reward, value[:-1], discount, value[-1], c.lambda_)
+        weight = weights(start_cont, discount)
+        if mistake != "weights not detached":
+            weight = weight.detach()
+        log_prob, entropy = torch.stack(log_probs), torch.stack(entropies)
+        if ac.discrete and mistake != "dynamics backprop for discrete actions":
+            objective = log_prob * (returns - value[:-1]).detach()
+        else:
+            objective = returns
+        actor = -(weight * (objective + c.actor_entropy * entropy)).mean()
+        if mistake == "actor sign":
+            actor = -actor
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+    target = returns if mistake == "returns not detached" else returns.detach()
+    online = feat[1:] if mistake == "off by one" else feat[:-1]
+    critic_loss = (weight * (ac.value(online.detach()) - target) ** 2).mean() / 2
+    return actor, critic_loss
+
+
+@pytest.mark.parametrize("mistake, message", [
+    ("returns not detached", "critic loss sends a gradient into the actor \\("),
+    ("online critic in the returns", "actor gradient reaches the critic"),
+    ("weights not detached", "are the weights w_t detached"),
+    ("off by one", "off-by-one between returns and values.*v\\(s_t\\)"),
+    ("actor sign", "actor loss has the opposite sign"),
+    ("world model not frozen", "gradient leak.*into the world model"),
+    ("dynamics backprop for discrete actions", "discrete actions.*actor loss off by"),
+])
+def test_actor_critic_update_grader_names_the_mistake(mistake, message):
+    with pytest.raises(CheckFailed, match=message):
+        checks.check_actor_critic_update(lambda *args: actor_critic_losses(*args, mistake=mistake))
+
+
+def test_actor_critic_update_grader():
+    checks.check_actor_critic_update(checks.reference_actor_critic_update)
+    checks.check_actor_critic_update(actor_critic_losses)
+    with pytest.raises(CheckFailed, match="two scalar tensors"):  # the sum of the two losses
+        checks.check_actor_critic_update(lambda *args: sum(actor_critic_losses(*args)))
+    with pytest.raises(CheckFailed, match="not implemented"):
+        checks.check_actor_critic_update(stub)

@@ -31,24 +31,33 @@ def test_curiosity_reward_grader():
         checks.check_curiosity_reward(lambda pred, target: ((pred - target) ** 2).sum(-1))
     with pytest.raises(CheckFailed, match="values"):  # absolute error
         checks.check_curiosity_reward(lambda pred, target: (pred - target).abs().mean(-1))
+    with pytest.raises(CheckFailed, match="no gradient"):  # computed outside the tape: the actor could not use it
+        checks.check_curiosity_reward(lambda pred, target: ((pred - target) ** 2).mean(-1).detach())
     with pytest.raises(CheckFailed, match="not implemented"):
         checks.check_curiosity_reward(stub)
 
 
 def test_disagreement_grader():
     checks.check_disagreement(checks.reference_disagreement)
-    checks.check_disagreement(lambda p: ((p - p.mean(0)) ** 2).mean(0).mean(-1))
+    checks.check_disagreement(lambda p: ((p - p.mean(0)) ** 2).mean(0).sqrt().mean(-1))  # std written out
+    checks.check_disagreement(lambda p: torch.stack([q.std(0, unbiased=False) for q in p.unbind(1)]).mean(-1))
+    # The package's Plan2Explore rewards the same disagreement (with disag_log off, the default).
     module = Plan2Explore(Config.preset("debug", intrinsic="plan2explore"), 4, 2, 64)
     feat, action = torch.randn(32, 4), torch.randn(32, 2)
     with torch.no_grad():
         torch.testing.assert_close(checks.reference_disagreement(module.predict(feat, action)),
                                    module.reward(feat, action))
-    with pytest.raises(CheckFailed, match="values"):  # unbiased (K - 1) variance: not what the package uses
-        checks.check_disagreement(lambda p: p.var(0).mean(-1))
-    with pytest.raises(CheckFailed, match="values"):  # standard deviation instead of variance
-        checks.check_disagreement(lambda p: p.std(0, unbiased=False).mean(-1))
-    with pytest.raises(CheckFailed, match="shape"):  # variance over the wrong axis (the samples)
-        checks.check_disagreement(lambda p: p.var(1, unbiased=False).mean(-1))
+    with pytest.raises(CheckFailed, match="variance across the members") as failure:  # the paper's variance
+        checks.check_disagreement(lambda p: p.var(0, unbiased=False).mean(-1))
+    assert "std" not in str(failure.value) and "sqrt" not in str(failure.value) and "root" not in str(failure.value)
+    with pytest.raises(CheckFailed, match="values"):  # unbiased (K - 1) standard deviation
+        checks.check_disagreement(lambda p: p.std(0).mean(-1))
+    with pytest.raises(CheckFailed, match="values"):  # mean before the spread: the std of the member averages
+        checks.check_disagreement(lambda p: p.mean(-1).std(0, unbiased=False))
+    with pytest.raises(CheckFailed, match="shape"):  # spread over the wrong axis (the samples)
+        checks.check_disagreement(lambda p: p.std(1, unbiased=False).mean(-1))
+    with pytest.raises(CheckFailed, match="no gradient"):  # computed outside the tape, as the package once did
+        checks.check_disagreement(lambda p: p.detach().std(0, unbiased=False).mean(-1))
     with pytest.raises(CheckFailed, match="not implemented"):
         checks.check_disagreement(stub)
 

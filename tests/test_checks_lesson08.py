@@ -41,3 +41,27 @@ def test_episode_returns_grader():
     checks.check_episode_returns(loop)
     with pytest.raises(CheckFailed, match="shape"):  # also counts the unfinished last episode
         checks.check_episode_returns(lambda r, f: torch.cat([loop(r, f), r[torch.nonzero(f).max():].sum()[None]]))
+
+
+def stub(*args):
+    raise NotImplementedError
+
+
+def test_episode_returns_grader_rejects_an_episode_cut_short():
+    def late(reward, is_first):  # one row late: the next reset row's reward is 0, so this is still right
+        starts = torch.nonzero(is_first).flatten().tolist()
+        return torch.stack([reward[a + 1:b + 1].sum() for a, b in zip(starts, starts[1:])])
+
+    def short(reward, is_first):  # stops one row early: the last reward of every episode is lost
+        starts = torch.nonzero(is_first).flatten().tolist()
+        return torch.stack([reward[a:b - 1].sum() for a, b in zip(starts, starts[1:])])
+
+    checks.check_episode_returns(late)
+    with pytest.raises(CheckFailed, match="values are wrong"):
+        checks.check_episode_returns(short)
+
+
+@pytest.mark.parametrize("grader", [checks.check_num_updates, checks.check_replay_bytes, checks.check_episode_returns])
+def test_lesson08_graders_say_not_implemented(grader):
+    with pytest.raises(CheckFailed, match="not implemented yet"):
+        grader(stub)

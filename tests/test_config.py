@@ -15,6 +15,10 @@ def test_presets_and_overrides():
     assert (paper.kl_balance, paper.gamma, paper.lambda_, paper.adam_eps) == (0.8, 0.999, 0.95, 1e-5)
     assert Config.preset("debug", horizon=3).horizon == 3
     assert Config.preset("carracing").env == "CarRacing-v3"
+    # The recipe fields default to torch's init, no weight decay and raw rewards; `paper` sets the authors' values.
+    assert (Config().reward_transform, Config().weight_decay, Config().init) == ("none", 0.0, "torch")
+    assert (paper.reward_transform, paper.weight_decay, paper.init) == ("tanh", 1e-6, "glorot")
+    assert (paper.prefill, paper.train_every, paper.replay_capacity) == (50_000, 16, 2_000_000)
 
 
 def test_unknown_preset_lists_valid_ones():
@@ -37,6 +41,10 @@ def test_unknown_field_lists_valid_ones():
     ("intrinsic", "rnd", "intrinsic must be one of none, curiosity, plan2explore"),
     ("model_lr", 0.0, "model_lr must be > 0"),
     ("image_size", 96, "image_size must be 64"),
+    ("reward_transform", "sign", "reward_transform must be one of none, tanh"),
+    ("init", "xavier", "init must be one of torch, glorot"),
+    ("weight_decay", -1e-6, r"weight_decay must lie in \[0, 1\)"),
+    ("weight_decay", 1.0, r"weight_decay must lie in \[0, 1\)"),
 ])
 def test_impossible_values_are_rejected(field, value, match):
     with pytest.raises(ValueError, match=match):

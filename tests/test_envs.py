@@ -3,9 +3,11 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import check_env
+from PIL import Image
 
 from dreamer_tutorial import make_env
-from dreamer_tutorial.envs import ActionRepeat, CarRacingActions, PointReachEnv, ResizeObservation
+from dreamer_tutorial.envs import ActionRepeat, CarRacingActions, NormalizeActions, PointReachEnv, ResizeObservation
 
 
 def test_pointreach_frames_and_dense_reward():
@@ -78,6 +80,56 @@ def test_carracing_wrappers_map_actions_resize_and_repeat():
     assert obs.shape == (64, 64, 3) and np.isfinite(reward)
 
 
+def test_action_map_is_gymnasiums_rescale_after_clipping():
+    """Inside [-1, 1] the map is exactly gymnasium's RescaleAction(env, -1, 1); outside, RescaleAction would
+    extrapolate (a negative brake reaches CarRacing's physics), ours clips first."""
+    raw = gym.make("CarRacing-v3")
+    ours, theirs = CarRacingActions(raw), gym.wrappers.RescaleAction(raw, np.float32(-1), np.float32(1))
+    actions = np.random.default_rng(0).uniform(-1.5, 1.5, (200, 3)).astype(np.float32)
+    inside = np.all(np.abs(actions) <= 1, axis=1)
+    for a, ok in zip(actions, inside):
+        np.testing.assert_array_equal(ours.action(a), theirs.action(np.clip(a, -1, 1)))
+        if ok:
+            np.testing.assert_array_equal(ours.action(a), theirs.action(a))
+    assert 0 < inside.sum() < len(actions)  # both cases were exercised
+    np.testing.assert_allclose(theirs.action(np.array([0.0, 0.0, -3.0], np.float32)), [0.0, 0.5, -1.0])
+    pendulum = NormalizeActions(gym.make("Pendulum-v1"))  # torque in [-2, 2]
+    np.testing.assert_allclose([pendulum.action(np.array([a], np.float32))[0] for a in (-1, 0.25, 3)],
+                               [-2.0, 0.5, 2.0])
+    with pytest.raises(ValueError, match="finite bounds"):
+        NormalizeActions(gym.make("CartPole-v1"))
+
+
+@pytest.mark.filterwarnings("ignore:.*different from the unwrapped version")  # checking the wrappers is the point
+@pytest.mark.parametrize("name", ["CarRacing-v3", "dreamer_tutorial/PointReach-v0",
+                                  "dreamer_tutorial/PointReachDiscrete-v0"])
+def test_wrapped_envs_pass_gymnasiums_env_checker(name):
+    env = make_env(name, 64, 2)
+    check_env(env, skip_render_check=True)  # raises on any violation of gymnasium's API
+    names = [w.name for w in env.spec.additional_wrappers]
+    mapper = ["CarRacingActions"] if name.startswith("CarRacing") else [] if "Discrete" in name else [
+        "NormalizeActions"]
+    assert names == mapper + ["ActionRepeat", "ResizeObservation"]
+    assert {w.name: w.kwargs for w in env.spec.additional_wrappers}["ActionRepeat"] == {"repeat": 2}
+
+
+def test_spec_rebuilds_the_same_env():
+    env = make_env("dreamer_tutorial/PointReach-v0", image_size=32, action_repeat=3, time_limit=7)
+    copy = gym.make(env.spec)
+    assert str(copy) == str(env) and copy.observation_space.shape == (32, 32, 3)
+    actions = np.random.default_rng(0).uniform(-1, 1, (7, 2)).astype(np.float32)
+    runs = []
+    for e in (env, copy):
+        frames, truncated = [e.reset(seed=5)[0]], []
+        for a in actions:
+            obs, _, _, trunc, _ = e.step(a)
+            frames.append(obs)
+            truncated.append(trunc)
+        assert truncated == [False] * 6 + [True]  # time_limit counts policy steps
+        runs.append(np.stack(frames))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
 class _Counter(gym.Env):
     """Reward 1 per frame, terminates after 5 frames; records how many frames ran."""
 
@@ -120,7 +172,21 @@ def test_bad_env_inputs_raise_clear_errors():
         make_env("dreamer_tutorial/PointReach-v0", action_repeat=0)
     with pytest.raises(ValueError, match="RGB frames"):
         ResizeObservation(gym.make("CartPole-v1"), 64)
+    with pytest.raises(ValueError, match=r"CartPole-v1 observes Box \(4,\) float32, but Dreamer needs pixel frames "
+                                         r"\(uint8 H x W x 3\): pass pixels=True"):
+        make_env("CartPole-v1")
     env = make_env("dreamer_tutorial/PointReach-v0")
     env.reset(seed=0)
     with pytest.raises(ValueError, match="shape \\(2,\\)"):
         env.step(np.zeros(3))
+
+
+def test_pixels_option_observes_rendered_frames():
+    env = make_env("CartPole-v1", image_size=32, pixels=True)
+    obs, _ = env.reset(seed=0)
+    render = env.unwrapped.render()  # (400, 600, 3): the frame before resizing
+    assert render.shape == (400, 600, 3) and obs.shape == (32, 32, 3) and obs.dtype == np.uint8
+    np.testing.assert_array_equal(obs, np.array(Image.fromarray(render).resize((32, 32), Image.BOX)))
+    for _ in range(5):
+        obs2, *_ = env.step(1)  # push right: the cart and pole move, so the frame changes
+    assert np.abs(obs2.astype(int) - obs).max() > 50

@@ -1,9 +1,12 @@
-"""Intrinsic rewards: per-sample shapes, Plan2Explore disagreement, curiosity error, training on real data only."""
+"""Intrinsic rewards: per-sample shapes, Plan2Explore disagreement (members' std), curiosity error, gradients that
+reach the imagined states but not the predictors, training on real data only."""
 
+import numpy as np
 import pytest
 import torch
 
-from dreamer_tutorial import Config
+from dreamer_tutorial import ActorCritic, Config, WorldModel
+from dreamer_tutorial.behavior import frozen
 from dreamer_tutorial.intrinsic import Curiosity, Plan2Explore, make_intrinsic
 from dreamer_tutorial.rssm import State
 
@@ -43,6 +46,58 @@ def test_wrong_input_sizes_give_a_clear_error(kind):
     module = make(kind)
     with pytest.raises(ValueError, match=f"feat \\(\\.\\.\\., {FEAT}\\) and action \\(\\.\\.\\., {ACT}\\)"):
         module.reward(torch.randn(7, 1), torch.randn(7, ACT), torch.rand(7, TARGET))
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_disagreement_is_the_members_standard_deviation(log):
+    """The authors' expl.py: std across members (population), mean over dimensions, optionally its log."""
+    module = make("plan2explore", ensemble_size=4, disag_log=log)
+    feat, action = torch.randn(9, FEAT), torch.randn(9, ACT)
+    with torch.no_grad():
+        members = [module.predict(feat, action)[k].numpy().astype(np.float64) for k in range(4)]
+    mean = sum(members) / 4
+    spread = np.sqrt(sum((m - mean) ** 2 for m in members) / 4).mean(-1)  # (9,)
+    expected = np.log(spread) if log else spread
+    np.testing.assert_allclose(module.reward(feat, action).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["curiosity", "plan2explore"])
+def test_reward_gradient_reaches_the_inputs_but_not_the_predictors(kind):
+    module = make(kind)
+    feat = torch.randn(7, FEAT, requires_grad=True)
+    action = torch.randn(7, ACT, requires_grad=True)
+    module.reward(feat, action, torch.rand(7, TARGET)).sum().backward()
+    for grad in (feat.grad, action.grad):
+        assert torch.isfinite(grad).all() and grad.abs().sum() > 0
+    assert all(p.grad is None for p in module.parameters()), "the reward produced gradients in the predictors"
+    assert all(p.requires_grad for p in module.parameters()), "the predictors must stay trainable"
+
+
+@pytest.mark.parametrize("kind", ["curiosity", "plan2explore"])
+def test_actor_follows_novelty_through_imagination_and_replay_still_trains_the_predictors(kind):
+    """Dynamics backprop: the imagined intrinsic return depends on the actor through actions -> states -> reward."""
+    config = Config.preset("debug", intrinsic=kind)
+    torch.manual_seed(0)
+    wm = WorldModel(config, action_dim=ACT)
+    feat_dim, target_dim = wm.rssm.feat_dim, config.stoch * config.classes
+    module = make_intrinsic(config, feat_dim, ACT, target_dim)
+    ac = ActorCritic(config, feat_dim, ACT, discrete=False)
+    batch = {"obs": torch.randint(0, 256, (2, 5, 64, 64, 3), dtype=torch.uint8), "action": torch.randn(2, 5, ACT),
+             "is_first": torch.zeros(2, 5, dtype=torch.bool)}
+    with torch.no_grad():
+        post, _ = wm.observe(batch)
+    with frozen(wm):
+        states, actions, _ = ac.imagine(wm, post.map(lambda x: x.flatten(0, 1)), config.horizon)
+        intrinsic_return = module.imagined_reward(states, actions).sum()
+    intrinsic_return.backward()
+    actor_grads = [p.grad for p in ac.actor.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in actor_grads)
+    assert sum(g.abs().sum() for g in actor_grads) > 0
+    assert all(p.grad is None for p in module.parameters()), "the actor's loss reached the predictors"
+    before = [p.clone() for p in module.parameters()]
+    loss = module.train_step(post, batch["action"], batch["is_first"])["intrinsic_model_loss"]
+    assert torch.isfinite(loss)
+    assert all(not torch.equal(a, b) for a, b in zip(before, module.parameters())), "replay must train them"
 
 
 def test_plan2explore_disagreement_small_on_trained_large_on_unseen():

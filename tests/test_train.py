@@ -158,7 +158,7 @@ def test_evaluate_runs_exactly_the_requested_episodes_greedily(tmp_path):
     assert first["returns"] == second["returns"], "greedy evaluation with the same seeds must be deterministic"
     assert first["min"] <= first["mean"] <= first["max"]
     single = evaluate(agent, make_env(config.env), episodes=2, seed=11, record=True)
-    assert len(single["returns"]) == 2 and single["frames"].shape == (50, 64, 64, 3)
+    assert len(single["returns"]) == 2 and single["frames"].shape == (51, 64, 64, 3)  # reset frame + 50 steps
     with pytest.raises(ValueError, match="episodes"):
         evaluate(agent, envs, episodes=0)
 
@@ -213,3 +213,101 @@ def test_load_agent_restores_the_trained_weights(tmp_path):
     assert loaded_config.steps == 150
     for (name, a), b in zip(trainer.agent.state_dict().items(), agent.state_dict().values()):
         assert torch.equal(a, b) if torch.is_tensor(a) else a == b, name
+
+
+def _tb_steps(logdir, tag):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(logdir), purge_orphaned_data=True)
+    events.Reload()
+    return [e.step for e in events.Scalars(tag)]
+
+
+def test_resume_after_a_hard_kill_logs_no_step_twice_and_keeps_the_previous_checkpoint(tmp_path):
+    import shutil
+
+    config = tiny(tmp_path)
+    train(config, progress=False)
+    ckpt = tmp_path / "run" / "checkpoints"
+    shutil.copy(ckpt / CHECKPOINT, tmp_path / "at300.pt")
+    train(config.replace(steps=500), resume=True, progress=False)
+    assert load_checkpoint(ckpt / "previous.pt")["counters"]["step"] == 300  # the one before is kept
+    # kill -9 after the rows of steps 400 and 500 were logged, before their checkpoint: the latest checkpoint
+    # is the one of step 300 again.
+    shutil.copy(tmp_path / "at300.pt", ckpt / CHECKPOINT)
+    train(config.replace(steps=500), resume=True, progress=False)
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    # One training row per log step and one evaluation row at the end of each run, none twice.
+    logged = [(int(r["step"]), bool(r["eval_return"])) for r in rows]
+    assert logged == sorted(set(logged)) == [(100, False), (200, False), (300, False), (300, True), (400, False),
+                                             (500, False), (500, True)], logged
+    model_steps = _tb_steps(tmp_path / "run", "model_loss")
+    assert model_steps == sorted(set(model_steps)) and model_steps[-1] == 500, model_steps
+
+
+def test_a_damaged_checkpoint_names_the_file_and_resume_falls_back_to_the_previous_one(tmp_path, capsys):
+    from dreamer_tutorial.train import load_agent
+
+    config = tiny(tmp_path)
+    train(config, progress=False)
+    train(config.replace(steps=400), resume=True, progress=False)
+    latest = tmp_path / "run" / "checkpoints" / CHECKPOINT
+    latest.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValueError, match=f"checkpoint {latest} is damaged.*previous.pt"):
+        load_agent(config.logdir)
+    result = train(config.replace(steps=500), resume=True, progress=False)  # continues from step 300
+    assert f"warning: checkpoint {latest} is damaged" in capsys.readouterr().err
+    assert result["steps"] == 500 and result["updates"] == (500 - 100) // 10
+    (tmp_path / "run" / "checkpoints" / "previous.pt").write_bytes(b"")
+    latest.write_bytes(b"")
+    with pytest.raises(ValueError, match="is damaged"):
+        train(config.replace(steps=600), resume=True, progress=False)
+
+
+def test_a_checkpoint_of_another_package_version_is_refused_clearly(tmp_path):
+    config = tiny(tmp_path, steps=150)
+    train(config, progress=False)
+    path = tmp_path / "run" / "checkpoints" / CHECKPOINT
+    state = torch.load(path, weights_only=True)
+    state["format"], state["version"] = 1, "0.1.0"
+    torch.save(state, path)
+    with pytest.raises(ValueError, match=r"written by dreamer_tutorial 0\.1\.0 .*retrain"):
+        load_checkpoint(path)
+
+
+def test_cli_resumes_from_the_logdir_alone_with_the_saved_config(tmp_path, capsys):
+    logdir = str(tmp_path / "cli")
+    args = ["--preset", "debug", "--device", "cpu", "--steps", "150", "--prefill", "100", "--eval_episodes", "1",
+            "--kl_scale", "0.5", "--video_every_eval", "false", "--logdir", logdir, "--no-progress"]
+    assert main(args) == 0
+    assert main(["--logdir", logdir, "--resume", "--no-progress"]) == 2  # already at steps=150: says so
+    assert "already reached 150" in capsys.readouterr().err
+    assert main(["--logdir", logdir, "--resume", "--steps", "250", "--no-progress"]) == 0
+    saved = load_checkpoint(tmp_path / "cli" / "checkpoints" / CHECKPOINT)
+    assert saved["counters"]["step"] == 250
+    assert saved["config"]["kl_scale"] == 0.5 and saved["config"]["cnn_depth"] == 8  # the run's own config
+    assert saved["config"]["steps"] == 250  # the explicit option overrides it
+
+
+def test_resuming_with_other_network_sizes_is_refused_clearly(tmp_path):
+    config = tiny(tmp_path, steps=150)
+    train(config, progress=False)
+    with pytest.raises(ValueError, match=r"cannot resume.*deter \(32 -> 64\)"):
+        train(config.replace(steps=300, deter=64), resume=True, progress=False)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "cuda"], "sees no CUDA GPU"),
+    (["--device", "gpu0"], "unknown device"),
+    (["--batch_length", "1"], "batch_length must be at least 2"),
+    (["--env", "CartPole-v1"], "pixel"),
+])
+def test_cli_gives_one_clear_line_for_impossible_settings(tmp_path, capsys, argv, message):
+    if argv[:2] == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    try:
+        code = main(["--preset", "debug", "--logdir", str(tmp_path / "x"), "--no-progress", *argv])
+    except SystemExit as exit_info:  # argparse's error for config values
+        code = exit_info.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err

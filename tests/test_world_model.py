@@ -136,6 +136,29 @@ def test_world_model_loss_terms_and_gradients():
         assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0, name
 
 
+def test_reward_transform_tanh_makes_tanh_r_the_reward_heads_target():
+    config = Config.preset("debug", reward_transform="tanh")
+    torch.manual_seed(0)
+    wm = WorldModel(config, action_dim=2)
+    b, t = 3, 4
+    reward = torch.tensor([[-5.0, 0.0, 0.3, 2.0], [1.0, -0.5, 10.0, 0.1], [0.0, 0.0, -2.0, 4.0]])
+    batch = {"obs": torch.randint(0, 256, (b, t, 64, 64, 3), dtype=torch.uint8), "action": torch.randn(b, t, 2),
+             "reward": reward, "is_first": torch.zeros(b, t, dtype=torch.bool),
+             "is_terminal": torch.zeros(b, t, dtype=torch.bool)}
+    losses = {}
+    for transform, target in (("tanh", torch.tanh(reward)), ("none", reward)):
+        wm.config = config.replace(reward_transform=transform)
+        torch.manual_seed(1)  # the same latent samples for both transforms
+        _, post, metrics = wm.loss(batch)
+        with torch.no_grad():
+            mean = wm.reward_head(post.feat).squeeze(-1)
+        # Normal(mean, 1) negative log-likelihood without its constant, averaged over the batch.
+        expected = (0.5 * (mean - target) ** 2).sum() / (b * t)
+        torch.testing.assert_close(metrics["reward_loss"], expected)
+        losses[transform] = metrics["reward_loss"].item()
+    assert losses["none"] > losses["tanh"] + 1.0  # the raw rewards 10 and -5 are far from any squashed target
+
+
 def test_paper_preset_sizes():
     config = Config.preset("paper")
     wm = WorldModel(config, action_dim=18)

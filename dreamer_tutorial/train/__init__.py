@@ -4,24 +4,35 @@ The command line (`__main__.py`):
     python -m dreamer_tutorial.train --preset carracing [--steps N] [--logdir D] [--seed S] [--resume]
                                      [--any_config_field VALUE ...]
 
-Pseudocode (DreamerV2, Algorithm 1, with parallel environments):
+Pseudocode (the loop of DreamerV1's Algorithm 1, Hafner et al. 2020, which DreamerV2 keeps; DreamerV2's own
+Algorithm 1 is the straight-through gradient snippet), with parallel environments:
 
-    prefill the replay with random actions
+    prefill the replay with random actions (the policy's latent still follows the frames)
     while step < steps:
         a_t ~ pi(a | posterior of the frames so far)      (every env of the vector env at once)
         x_{t+1}, r_{t+1} = envs.step(a_t); add to replay  (one row per env, see replay.py for the alignment)
         every train_every steps: agent.train_step(replay.sample(B, T))
         every eval_every steps: greedy episodes on fresh env seeds, a video, an open-loop prediction image
-        every checkpoint_minutes: model, optimisers, replay, counters and RNG states -> checkpoints/latest.pt
+        every checkpoint_minutes: model, optimisers, replay, counters, RNG states and the config
+                                  -> checkpoints/latest.pt (the one before is kept as previous.pt)
+
+Acting alignment. With gymnasium's NEXT_STEP autoreset, the step after an episode's last frame returns the
+next episode's reset frame (with reward 0; the action sent on the terminal frame is discarded). So a frame is a
+reset frame exactly when it came from `reset()` or when the previous step of its env ended an episode; on those
+frames, and only those, the policy's latent is reset and the replay row holds is_first = True, a zero action and
+a zero reward. Every other row holds the action that led to its frame and that step's reward.
 
 A logdir holds metrics.csv (a `step` column of policy steps summed over envs, then one column per metric; rows
-are appended across resumes), TensorBoard event files with the same names, checkpoints/ and videos/.
+are appended across resumes, and rows written after the checkpoint a run resumes from are dropped, so a crash
+never leaves duplicates), TensorBoard event files with the same names (purged the same way), checkpoints/ and
+videos/.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,12 +41,20 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from .. import __version__
 from ..agent import Dreamer
 from ..config import Config
 from ..envs import make_env
 from ..replay import SequenceReplay
 
 CHECKPOINT = "latest.pt"
+PREVIOUS = "previous.pt"
+# Bumped whenever a checkpoint of an older package version would load into different behaviour (1: up to
+# 0.1.0; 2: truncated-Normal actor, authors' actor_grad_mix and intrinsic-reward scale).
+CHECKPOINT_FORMAT = 2
+# Config fields that fix the shapes of the networks and the replay: a resumed run must keep them.
+_STRUCTURAL = ("env", "image_size", "num_envs", "replay_capacity", "cnn_depth", "deter", "hidden", "stoch",
+               "classes", "mlp_units", "mlp_layers", "intrinsic", "ensemble_size", "expl_behavior")
 
 
 # --- environments ----------------------------------------------------------------------------------------------
@@ -71,13 +90,16 @@ def _random_actions(rng: np.random.Generator, n: int, action_dim: int, discrete:
 
 # --- evaluation ------------------------------------------------------------------------------------------------
 def evaluate(agent: Dreamer, env: gym.Env | gym.vector.VectorEnv, episodes: int, seed: int | None = None,
-             record: bool = False) -> dict:
+             record: bool = False, progress: bool = False) -> dict:
     """Run `episodes` full episodes with the greedy policy (the actor's mode).
 
     `env` is a single env or a vector env (its sub-envs then run episodes in parallel; sub-env i runs episodes
-    i, i + n, ... so short episodes are not favoured). Returns mean, std, min, max and per-episode `returns`;
-    with `record`, also `frames` (T, H, W, 3) of the first episode.
+    i, i + n, ... so short episodes are not favoured). Returns mean, std, min, max and per-episode `returns`
+    (whole episodes: every reward from the first step after a reset to the episode's end); with `record`, also
+    `frames` (T + 1, H, W, 3) of the first episode, reset frame to last frame. `progress` shows a bar.
     """
+    from tqdm.auto import tqdm
+
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     envs = env if isinstance(env, gym.vector.VectorEnv) else gym.vector.SyncVectorEnv(
@@ -85,23 +107,26 @@ def evaluate(agent: Dreamer, env: gym.Env | gym.vector.VectorEnv, episodes: int,
     n = envs.num_envs
     quota = np.array([len(range(i, episodes, n)) for i in range(n)])
     returns: list[list[float]] = [[] for _ in range(n)]
-    running, frames = np.zeros(n), []
+    running = np.zeros(n)
     obs, _ = envs.reset(seed=seed)
-    state, is_first = None, np.ones(n, bool)
+    frames = [obs[0]] if record else []
+    state, is_first, ended = None, np.ones(n, bool), np.zeros(n, bool)
     was_training = agent.training
     agent.eval()
+    bar = tqdm(total=episodes, disable=not progress, unit="episode", dynamic_ncols=True)
     while any(len(r) < q for r, q in zip(returns, quota)):
-        if record and not returns[0]:
-            frames.append(obs[0])
         actions, state = agent.policy(obs, state, training=False, is_first=is_first)
         obs, reward, terminated, truncated, _ = envs.step(_to_env_actions(actions, agent.discrete))
-        running += np.where(is_first, 0.0, reward)  # a reset row's reward is not part of any episode
-        done = (terminated | truncated) & ~is_first
-        for i in np.flatnonzero(done):
+        is_first, ended = _next_flags(ended, terminated, truncated)
+        if record and not returns[0]:
+            frames.append(obs[0])
+        running += np.where(is_first, 0.0, reward)  # a reset frame's reward belongs to no episode
+        for i in np.flatnonzero(ended):
             if len(returns[i]) < quota[i]:
                 returns[i].append(float(running[i]))
+                bar.update(1)
             running[i] = 0.0
-        is_first = done
+    bar.close()
     agent.train(was_training)
     if envs is not env:
         envs.close()
@@ -113,20 +138,37 @@ def evaluate(agent: Dreamer, env: gym.Env | gym.vector.VectorEnv, episodes: int,
     return result
 
 
+def _next_flags(ended: np.ndarray, terminated: np.ndarray, truncated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(is_first, ended) for the frames a NEXT_STEP vector env just returned, given which sub-envs' previous step
+    ended an episode: those sub-envs returned their reset frame now (terminated and truncated are False there)."""
+    is_first = ended
+    return is_first, (terminated | truncated) & ~is_first
+
+
 # --- logging ---------------------------------------------------------------------------------------------------
 class Logger:
     """The same scalars to metrics.csv and TensorBoard. The CSV gains a column when a new metric appears (the
-    file is rewritten with the wider header), and is appended to across resumes."""
+    file is rewritten with the wider header), and is appended to across resumes.
 
-    def __init__(self, logdir: Path):
+    `keep_until` is the step of the checkpoint a run starts from (0 for a new run): rows and TensorBoard events
+    logged after it (by a run that crashed before its next checkpoint) are dropped, so that the resumed run
+    does not log the same steps twice."""
+
+    def __init__(self, logdir: Path, keep_until: int = 0):
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = logdir / "metrics.csv"
         self.header: list[str] = ["step"]
         if self.path.exists():
             with open(self.path, newline="") as f:
-                self.header = next(csv.reader(f), ["step"])
-        self.tb = SummaryWriter(str(logdir))
+                reader = csv.DictReader(f)
+                rows = list(reader)
+                self.header = list(reader.fieldnames or ["step"])
+            kept = [r for r in rows if int(float(r["step"])) <= keep_until]
+            if len(kept) < len(rows):
+                self._rewrite(kept)
+        # TensorBoard hides events with step >= purge_step written before this writer.
+        self.tb = SummaryWriter(str(logdir), purge_step=keep_until + 1)
 
     def write(self, step: int, metrics: dict[str, float]) -> None:
         row = {"step": step, **{k: float(v) for k, v in metrics.items()}}
@@ -158,26 +200,79 @@ class Logger:
 
 
 # --- checkpoints -----------------------------------------------------------------------------------------------
+class DamagedCheckpoint(ValueError):
+    """A checkpoint file that cannot be read (truncated, overwritten, not a checkpoint)."""
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
-    """Atomic: write a temporary file, then rename it over the old checkpoint. A crash while writing leaves the
-    previous checkpoint untouched (and at worst a stale .tmp file, overwritten next time)."""
+    """Atomic, and keeps the one before: write a temporary file, move the current checkpoint to previous.pt,
+    rename the temporary file over it. A crash while writing leaves the last checkpoint untouched; a checkpoint
+    damaged later (disk, copy) still has its predecessor. The package version and checkpoint format are added."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        torch.save(state, tmp)
+        torch.save({**state, "format": CHECKPOINT_FORMAT, "version": __version__}, tmp)
+        if path.exists():
+            os.replace(path, path.with_name(PREVIOUS))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
-def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint written by `save_checkpoint`. Raises one clear ValueError naming the file when it is
+    missing, damaged (`DamagedCheckpoint`) or written by a package version with another checkpoint format."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises pickle, zip and runtime errors for damaged files
+        reason = (str(error).splitlines() or [""])[0][:100]
+        raise DamagedCheckpoint(f"checkpoint {path} is damaged or not a dreamer_tutorial checkpoint "
+                                f"({type(error).__name__}: {reason})") from None
+    if not isinstance(state, dict):
+        raise DamagedCheckpoint(f"checkpoint {path} is not a dreamer_tutorial checkpoint")
+    if state.get("format", 1) != CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {path} was written by dreamer_tutorial {state.get('version', '0.1.0')} "
+                         f"(checkpoint format {state.get('format', 1)}); this is {__version__} (format "
+                         f"{CHECKPOINT_FORMAT}), whose agent behaves differently: retrain, or install that version")
+    return state
+
+
+def load_latest(logdir: str | Path, fallback: bool = False) -> dict:
+    """The latest checkpoint of a run. With `fallback`, a damaged latest.pt (or one missing after a crash
+    between the two renames of `save_checkpoint`) falls back to previous.pt, with a warning line on stderr."""
+    folder = Path(logdir) / "checkpoints"
+    latest, previous = folder / CHECKPOINT, folder / PREVIOUS
+    if not latest.exists() and not previous.exists():
+        raise ValueError(f"no checkpoint in {folder} (is {logdir} the logdir of a run?)")
+    try:
+        return load_checkpoint(latest)
+    except DamagedCheckpoint as error:
+        if not (fallback and previous.exists()):
+            hint = f"; the checkpoint before it is {previous}" if previous.exists() else ""
+            raise DamagedCheckpoint(f"{error}{hint}") from None
+        print(f"warning: {error}; continuing from the checkpoint before it, {previous}", file=sys.stderr)
+        return load_checkpoint(previous)
+    except ValueError:
+        if latest.exists() or not (fallback and previous.exists()):
+            raise
+        return load_checkpoint(previous)
+
+
+def resume_config(logdir: str | Path, overrides: dict | None = None) -> Config:
+    """The config a run in `logdir` was trained with (from its latest checkpoint), with `overrides` applied:
+    what `python -m dreamer_tutorial.train --logdir D --resume [--steps N ...]` continues with."""
+    saved = load_latest(logdir, fallback=True)["config"]
+    return Config(**{**saved, "logdir": str(logdir)}).replace(**(overrides or {}))
 
 
 def load_agent(logdir: str | Path, device: str | None = None) -> tuple[Dreamer, Config]:
     """The agent of a finished (or interrupted) run, from `logdir/checkpoints/latest.pt`, ready to evaluate."""
-    state = load_checkpoint(Path(logdir) / "checkpoints" / CHECKPOINT)
+    state = load_latest(logdir)
     config = Config(**state["config"])
     if device is not None:
         config = config.replace(device=device)
@@ -195,9 +290,13 @@ class _Trainer:
         self.config = c = config
         self.logdir = Path(c.logdir)
         self.ckpt_path = self.logdir / "checkpoints" / CHECKPOINT
-        if not resume and self.ckpt_path.exists():
+        has_run = self.ckpt_path.exists() or self.ckpt_path.with_name(PREVIOUS).exists()
+        if not resume and has_run:
             raise ValueError(f"{self.logdir} already holds a run; pass resume=True (--resume) to continue it or "
                              f"choose another logdir")
+        saved = load_latest(self.logdir, fallback=True) if resume and has_run else None
+        if saved is not None:
+            self._check_resumable(Config(**saved["config"]), saved["counters"]["step"])
         torch.manual_seed(c.seed)
         self.rng = np.random.default_rng(c.seed)
         self.envs = make_vector_env(c, env_fn)
@@ -209,15 +308,23 @@ class _Trainer:
         self.step = self.updates = self.episodes = 0
         self.last_log = self.last_eval = 0
         self.run_index = 0  # how many times this run was started (resumes get new env seeds)
-        self.best_eval = -np.inf
-        self.last_eval_result: dict | None = None
-        if resume and self.ckpt_path.exists():
-            self._restore(load_checkpoint(self.ckpt_path))
+        if saved is not None:
+            self._restore(saved)
         self.logdir.mkdir(parents=True, exist_ok=True)
-        self.logger = Logger(self.logdir)
+        self.logger = Logger(self.logdir, keep_until=self.step)
         self.progress = progress
         self.episode_returns: list[float] = []
         self.train_metrics: dict[str, list[float]] = {}
+
+    def _check_resumable(self, saved: Config, step: int) -> None:
+        changed = [f"{k} ({getattr(saved, k)!r} -> {getattr(self.config, k)!r})" for k in _STRUCTURAL
+                   if getattr(saved, k) != getattr(self.config, k)]
+        if changed:
+            raise ValueError(f"cannot resume: the checkpoint in {self.logdir} was trained with other sizes or env: "
+                             f"{', '.join(changed)}")
+        if step >= self.config.steps:
+            raise ValueError(f"the run in {self.logdir} has already reached {step} of steps={self.config.steps}; "
+                             f"pass a larger steps (--steps N) to continue it")
 
     # checkpoint contents: everything needed to continue as if never stopped (except env internals: episodes
     # in flight restart, which the replay marks with is_first)
@@ -230,11 +337,6 @@ class _Trainer:
                 "config": self.config.to_dict()}
 
     def _restore(self, state: dict) -> None:
-        saved = Config(**state["config"])
-        if (saved.num_envs, saved.env, saved.replay_capacity) != (self.config.num_envs, self.config.env,
-                                                                  self.config.replay_capacity):
-            raise ValueError("cannot resume: the checkpoint was written with a different env, num_envs or "
-                             "replay_capacity")
         self.agent.load_checkpoint_state(state["agent"])
         self.replay.load_state_dict(state["replay"])
         counters = state["counters"]
@@ -260,26 +362,26 @@ class _Trainer:
         obs, _ = self.envs.reset(seed=c.seed + 1000 * self.run_index)
         self.eval_envs.reset(seed=c.seed + 1_000_000 + 1000 * self.run_index)
         zeros = np.zeros((n, agent.action_dim), np.float32)
-        self.replay.add(obs, zeros, np.zeros(n), np.ones(n, bool), np.zeros(n, bool))
-        is_first, running, policy_state = np.ones(n, bool), np.zeros(n), None
+        # is_first: obs[i] is a reset frame; ended: sub-env i's last step ended its episode.
+        is_first, ended, running, policy_state = np.ones(n, bool), np.zeros(n, bool), np.zeros(n), None
+        self.replay.add(obs, zeros, np.zeros(n), is_first, np.zeros(n, bool))
         bar = tqdm(total=c.steps, initial=self.step, disable=not self.progress, unit="step", dynamic_ncols=True)
         try:
             while self.step < c.steps:
-                if self.step < c.prefill:
+                actions, policy_state = agent.policy(obs, policy_state, training=True, is_first=is_first)
+                if self.step < c.prefill:  # random actions, but the latent follows the frames and those actions
                     actions = _random_actions(self.rng, n, agent.action_dim, agent.discrete)
-                else:
-                    actions, policy_state = agent.policy(obs, policy_state, training=True, is_first=is_first)
+                    policy_state = (policy_state[0], torch.as_tensor(actions, device=agent.device))
                 obs, reward, terminated, truncated, _ = self.envs.step(_to_env_actions(actions, agent.discrete))
-                # After a finished episode the vector env returns the reset frame: a first row with no action.
-                self.replay.add(obs, np.where(is_first[:, None], zeros, actions), np.where(is_first, 0.0, reward),
-                                is_first, terminated & ~is_first)
-                running += np.where(is_first, 0.0, reward)
-                done = (terminated | truncated) & ~is_first
-                for i in np.flatnonzero(done):
+                is_first, ended = _next_flags(ended, terminated, truncated)
+                reward = np.where(is_first, 0.0, reward)
+                self.replay.add(obs, np.where(is_first[:, None], zeros, actions), reward, is_first,
+                                terminated & ~is_first)
+                running += reward
+                for i in np.flatnonzero(ended):
                     self.episode_returns.append(float(running[i]))
                     self.episodes += 1
-                running[done] = 0.0
-                is_first = done
+                running[ended] = 0.0
                 self.step += n
                 bar.update(n)
                 self._train_due()
@@ -290,7 +392,8 @@ class _Trainer:
                 if time.monotonic() - self.last_checkpoint >= 60 * c.checkpoint_minutes:
                     self.checkpoint()
             result = self._evaluate()
-            self._log(bar, start_time, start_step, start_updates)
+            if self.step > self.last_log:
+                self._log(bar, start_time, start_step, start_updates)
             self.checkpoint()
         except KeyboardInterrupt:
             # Ctrl-C (or a notebook's stop button): keep what was learned, `resume=True` continues from here.

@@ -1,6 +1,8 @@
 """Command line: python -m dreamer_tutorial.train --preset carracing [--steps N] [--logdir D] [--resume] ...
 
 Every Config field is an option (`--help` lists them with their meaning); the preset gives the defaults.
+`--logdir D --resume` alone continues the run in D with the config saved in its checkpoint; options given
+with it (e.g. `--steps 100000`) override the saved values, and `--preset P` starts from that preset instead.
 """
 
 from __future__ import annotations
@@ -8,9 +10,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from ..config import Config
-from . import train
+from . import CHECKPOINT, PREVIOUS, resume_config, train
 
 
 def _parse_bool(text: str) -> bool:
@@ -26,8 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m dreamer_tutorial.train", description="Train DreamerV2 from pixels.",
         usage="%(prog)s [--preset NAME] [--steps N] [--logdir DIR] [--seed S] [--resume] [--FIELD VALUE ...]",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--preset", default="carracing",
-                        help="named config: debug, small, carracing or paper; the options below override it")
+    parser.add_argument("--preset", default=None,
+                        help="named config (see Config.preset; default carracing, or with --resume the config saved "
+                             "in the run's checkpoint); the options below override it")
     parser.add_argument("--resume", action="store_true", help="continue the run in --logdir from its checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     group = parser.add_argument_group("config fields (default: the preset's value)")
@@ -42,8 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
+    checkpoints = Path(args.logdir or "") / "checkpoints"
+    from_checkpoint = (args.resume and args.preset is None and args.logdir is not None
+                       and ((checkpoints / CHECKPOINT).exists() or (checkpoints / PREVIOUS).exists()))
     try:
-        config = Config.preset(args.preset, **overrides)
+        if from_checkpoint:
+            config = resume_config(args.logdir, overrides)
+        else:
+            config = Config.preset(args.preset or "carracing", **overrides)
     except ValueError as error:
         parser.error(str(error))
     try:

@@ -3,7 +3,8 @@
     python results/carracing/report.py RUN_LOGDIR OUT_DIR [--episodes 24]
 
 Writes to OUT_DIR: metrics.csv (copied), learning_curve.png, eval_table.md (mean, std, min, max and every
-episode's return, greedy policy, env seeds never used in training), eval.gif (a short clip of the first evaluation
+episode's return, greedy policy, env seeds never used in training), eval_episodes.csv (one row per episode),
+eval.gif (a short clip of the first evaluation
 episode), command.txt (the training command and the hardware).
 """
 
@@ -51,6 +52,8 @@ def main(argv: list[str]) -> int:
              f"| {returns.mean():.1f} | {returns.std():.1f} | {returns.min():.1f} | {returns.max():.1f} |", "",
              "Per episode: " + ", ".join(f"{r:.1f}" for r in returns)]
     (out / "eval_table.md").write_text("\n".join(lines) + "\n")
+    episode_rows = ["episode,return"] + [f"{i},{r:.2f}" for i, r in enumerate(returns)]
+    (out / "eval_episodes.csv").write_text("\n".join(episode_rows) + "\n")
     shutil.copy(Path(args.logdir) / "metrics.csv", out / "metrics.csv")
     keys = ["episode_return", "eval_return", "image_loss", "reward_loss", "kl", "imag_return"]
     plot_curves(args.logdir, keys, smooth=3).savefig(out / "learning_curve.png", dpi=90)
