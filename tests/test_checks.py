@@ -71,7 +71,7 @@ CASES = {  # grader: (a correct implementation written independently, a plausibl
         lambda cont, d: cont * torch.cumprod(d, 0), "values"),  # off by one step
     "check_disagreement": (
         lambda p: ((p - p.mean(0)) ** 2).mean(0).sqrt().mean(-1),
-        lambda p: p.std(0).mean(-1), "values"),  # unbiased standard deviation
+        lambda p: p.std(0).mean(-1), "divides by K - 1"),  # unbiased standard deviation
     "check_curiosity_reward": (
         lambda pred, target: (pred - target).pow(2).mean(1),
         lambda pred, target: (pred - target).pow(2).mean().expand(len(pred)).clone(), "values"),  # the seed's bug
