@@ -242,13 +242,21 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def has_checkpoint(logdir: str | Path) -> bool:
+    """Whether `logdir` holds a run that `load_latest` can continue (latest.pt, or previous.pt after a crash)."""
+    folder = Path(logdir) / "checkpoints"
+    return (folder / CHECKPOINT).exists() or (folder / PREVIOUS).exists()
+
+
 def load_latest(logdir: str | Path, fallback: bool = False) -> dict:
     """The latest checkpoint of a run. With `fallback`, a damaged latest.pt (or one missing after a crash
     between the two renames of `save_checkpoint`) falls back to previous.pt, with a warning line on stderr."""
     folder = Path(logdir) / "checkpoints"
     latest, previous = folder / CHECKPOINT, folder / PREVIOUS
-    if not latest.exists() and not previous.exists():
+    if not has_checkpoint(logdir):
         raise ValueError(f"no checkpoint in {folder} (is {logdir} the logdir of a run?)")
+    if not latest.exists() and fallback:
+        return load_checkpoint(previous)
     try:
         return load_checkpoint(latest)
     except DamagedCheckpoint as error:
@@ -256,10 +264,6 @@ def load_latest(logdir: str | Path, fallback: bool = False) -> dict:
             hint = f"; the checkpoint before it is {previous}" if previous.exists() else ""
             raise DamagedCheckpoint(f"{error}{hint}") from None
         print(f"warning: {error}; continuing from the checkpoint before it, {previous}", file=sys.stderr)
-        return load_checkpoint(previous)
-    except ValueError:
-        if latest.exists() or not (fallback and previous.exists()):
-            raise
         return load_checkpoint(previous)
 
 
@@ -290,7 +294,7 @@ class _Trainer:
         self.config = c = config
         self.logdir = Path(c.logdir)
         self.ckpt_path = self.logdir / "checkpoints" / CHECKPOINT
-        has_run = self.ckpt_path.exists() or self.ckpt_path.with_name(PREVIOUS).exists()
+        has_run = has_checkpoint(self.logdir)
         if not resume and has_run:
             raise ValueError(f"{self.logdir} already holds a run; pass resume=True (--resume) to continue it or "
                              f"choose another logdir")

@@ -10,10 +10,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 
 from ..config import Config
-from . import CHECKPOINT, PREVIOUS, resume_config, train
+from . import has_checkpoint, resume_config, train
 
 
 def _parse_bool(text: str) -> bool:
@@ -46,9 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if getattr(args, f.name) is not None}
-    checkpoints = Path(args.logdir or "") / "checkpoints"
     from_checkpoint = (args.resume and args.preset is None and args.logdir is not None
-                       and ((checkpoints / CHECKPOINT).exists() or (checkpoints / PREVIOUS).exists()))
+                       and has_checkpoint(args.logdir))
     try:
         if from_checkpoint:
             config = resume_config(args.logdir, overrides)
