@@ -25,6 +25,10 @@ It also registers the course's toy pixel env, `dreamer_tutorial/PointReach-v0` (
 last 50 steps, the dense reward is minus the distance to the target, so a random policy scores about -50 and a
 policy that heads straight for the target about -3 (continuous) or -6 (discrete). A model-based agent learns
 it in minutes on a CPU.
+
+`dreamer_tutorial/PointRooms-v0` is the exploration task of lesson 06: the same point, but two rooms joined by a
+narrow gap in a wall, a fixed start in the left room, a small target deep in the right room, a sparse reward and
+100-step episodes. Random actions almost never reach the target (see `PointReachEnv`).
 """
 
 from __future__ import annotations
@@ -42,30 +46,67 @@ class PointReachEnv(gym.Env):
     0: stay, 1: up, 2: down, 3: left, 4: right. Reward per step: -||point - target|| (dense), or with
     `sparse=True` 1 while the point is within `radius` of the target and 0 otherwise. The target is drawn at
     random each episode unless `target=(x, y)` fixes it.
+
+    `layout="two_rooms"` adds a grey wall (x in [-0.05, 0.05]) that splits the square into two rooms joined by a
+    gap at y in [0.4, 0.9], starts every episode at `START` = (-0.6, -0.6) in the left room and puts the default
+    target at (0.6, -0.6) in the right room: the way in leads up through the gap and back down. The point cannot
+    enter a wall: a move is taken in small sub-steps and a sub-step that would end inside the wall keeps only the
+    axis that stays free (the point slides along the wall). `noisy_tv=True` makes the bottom-left corner
+    (x, y <= -0.65, `TV`) a noisy TV: while the point is in it, the background of the whole frame flickers, a new
+    random colour every step (three numbers that no model can predict, but a big change of the frame, so a world
+    model trained to reconstruct frames must encode them in its latents).
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
     MOVES = np.array([[0, 0], [0, 1], [0, -1], [-1, 0], [1, 0]], np.float32)
+    LAYOUTS = ("open", "two_rooms")
+    WALLS = ((-0.05, -1.0, 0.05, 0.4), (-0.05, 0.9, 0.05, 1.0))  # two_rooms: (x0, y0, x1, y1) rectangles
+    START = (-0.6, -0.6)
+    ROOMS_TARGET = (0.6, -0.6)
+    TV = (-1.0, -1.0, -0.65, -0.65)
+    SUBSTEPS = 6  # 0.15 / 6 = 0.025 per sub-step, far less than the wall's thickness 0.1
 
     def __init__(self, discrete: bool = False, size: int = 64, speed: float = 0.15, sparse: bool = False,
-                 radius: float = 0.15, target: tuple[float, float] | None = None, render_mode: str | None = None):
+                 radius: float = 0.15, target: tuple[float, float] | None = None, layout: str = "open",
+                 noisy_tv: bool = False, render_mode: str | None = None):
         if size < 16:
             raise ValueError(f"size must be at least 16 pixels, got {size}")
-        if target is not None and not (len(target) == 2 and all(-1 <= v <= 1 for v in target)):
-            raise ValueError(f"target must be None or (x, y) inside [-1, 1]^2, got {target}")
+        if layout not in self.LAYOUTS:
+            raise ValueError(f"layout must be one of {self.LAYOUTS}, got {layout!r}")
+        self.walls = np.array(self.WALLS if layout == "two_rooms" else np.zeros((0, 4)), np.float32)
+        if layout == "two_rooms" and target is None:
+            target = self.ROOMS_TARGET
+        if target is not None and not (len(target) == 2 and all(-1 <= v <= 1 for v in target)
+                                       and not self.in_wall(np.asarray(target))):
+            raise ValueError(f"target must be None or (x, y) inside [-1, 1]^2 and outside the walls, got {target}")
         self.discrete, self.size, self.speed, self.sparse, self.radius = discrete, size, speed, sparse, radius
+        self.layout, self.noisy_tv = layout, noisy_tv
         self.fixed_target = None if target is None else np.asarray(target, np.float32)
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
         self.action_space = gym.spaces.Discrete(5) if discrete else gym.spaces.Box(-1, 1, (2,), np.float32)
         grid = (np.arange(size) + 0.5) / size * 2 - 1  # pixel centres in [-1, 1]
         self._x, self._y = np.meshgrid(grid, -grid)  # image row 0 is the top (y = +1)
+        self._wall_mask = np.zeros((size, size), bool)
+        for x0, y0, x1, y1 in self.walls:
+            self._wall_mask |= (self._x >= x0) & (self._x <= x1) & (self._y >= y0) & (self._y <= y1)
         self.point = np.zeros(2, np.float32)
         self.target = np.zeros(2, np.float32)
 
+    def in_wall(self, point: np.ndarray) -> bool:
+        x, y = point
+        return bool(np.any((self.walls[:, 0] <= x) & (x <= self.walls[:, 2])
+                           & (self.walls[:, 1] <= y) & (y <= self.walls[:, 3])))
+
+    def in_tv(self) -> bool:
+        return self.noisy_tv and bool(self.point[0] <= self.TV[2] and self.point[1] <= self.TV[3])
+
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        self.point = self.np_random.uniform(-0.9, 0.9, 2).astype(np.float32)
+        if self.layout == "two_rooms":
+            self.point = np.array(self.START, np.float32)
+        else:
+            self.point = self.np_random.uniform(-0.9, 0.9, 2).astype(np.float32)
         self.target = (self.fixed_target if self.fixed_target is not None
                        else self.np_random.uniform(-0.8, 0.8, 2).astype(np.float32))
         return self._frame(), {"distance": self._distance()}
@@ -80,10 +121,23 @@ class PointReachEnv(gym.Env):
             if move.shape != (2,) or not np.all(np.isfinite(move)):
                 raise ValueError(f"PointReach expects a finite action of shape (2,), got {action!r}")
             move = np.clip(move, -1, 1)
-        self.point = np.clip(self.point + self.speed * move, -1, 1).astype(np.float32)
+        self.point = self._move(self.speed * move).astype(np.float32)
         dist = self._distance()
         reward = float(dist <= self.radius) if self.sparse else -dist
         return self._frame(), reward, False, False, {"distance": dist}
+
+    def _move(self, delta: np.ndarray) -> np.ndarray:
+        """The point after the move `delta`, clipped to the square and stopped by the walls (sliding along them)."""
+        if not len(self.walls):
+            return np.clip(self.point + delta, -1, 1)
+        point, sub = self.point.astype(np.float64), delta / self.SUBSTEPS
+        for _ in range(self.SUBSTEPS):
+            for step in (sub, sub * (1, 0), sub * (0, 1)):  # the whole sub-step, else its free axis
+                candidate = np.clip(point + step, -1, 1)
+                if not self.in_wall(candidate):
+                    point = candidate
+                    break
+        return point
 
     def render(self):
         return self._frame()
@@ -92,7 +146,9 @@ class PointReachEnv(gym.Env):
         return float(np.linalg.norm(self.point - self.target))
 
     def _frame(self) -> np.ndarray:
-        frame = np.full((self.size, self.size, 3), 30, np.uint8)
+        background = self.np_random.integers(0, 256, 3, dtype=np.uint8) if self.in_tv() else 30
+        frame = np.full((self.size, self.size, 3), background, np.uint8)
+        frame[self._wall_mask] = 120
         pixel = 2 / self.size
         for pos, colour, r in ((self.target, (40, 200, 60), 6.5 * pixel), (self.point, (230, 40, 40), 5 * pixel)):
             mask = (self._x - pos[0]) ** 2 + (self._y - pos[1]) ** 2 <= r ** 2
@@ -103,6 +159,8 @@ class PointReachEnv(gym.Env):
 gym.register("dreamer_tutorial/PointReach-v0", entry_point=PointReachEnv, max_episode_steps=50)
 gym.register("dreamer_tutorial/PointReachDiscrete-v0", entry_point=PointReachEnv, max_episode_steps=50,
              kwargs={"discrete": True})
+gym.register("dreamer_tutorial/PointRooms-v0", entry_point=PointReachEnv, max_episode_steps=100,
+             kwargs={"layout": "two_rooms", "sparse": True, "radius": 0.1})
 
 
 # --- wrappers ------------------------------------------------------------------------------------------------------
@@ -207,7 +265,8 @@ def make_env(name: str, image_size: int = 64, action_repeat: int = 1, time_limit
     try:
         env = gym.make(name, **kwargs)
     except gym.error.Error as err:
-        pixel = ["CarRacing-v3", "dreamer_tutorial/PointReach-v0", "dreamer_tutorial/PointReachDiscrete-v0"]
+        pixel = ["CarRacing-v3", "dreamer_tutorial/PointReach-v0", "dreamer_tutorial/PointReachDiscrete-v0",
+                 "dreamer_tutorial/PointRooms-v0"]
         raise ValueError(f"cannot make env {name!r} ({err}); pixel envs that work out of the box: {pixel}") from err
     if pixels:
         env = gym.wrappers.AddRenderObservation(env, render_only=True)

@@ -9,11 +9,11 @@ prints mean ± std, min and max of the returns, and writes one CSV row per episo
 D/eval_<N>ep_seed<S>.csv. With `--video`, the first episode is saved as a video.
 
 Seeds: training uses env seeds below 100000 and the evaluations during training 1000000 and up, so the default
-777000 gives tracks the agent never saw. Sub-env i is reset with seed S + i and runs episodes i, i + N, ...; its
-later episodes continue that env's random stream, so only the first N episodes have a seed of their own (the CSV
-leaves the others empty). The same defaults as results/carracing/report.py (env seed 777000, torch seed 0 for
-the posterior samples of the latent state, min(num_envs of the run, episodes) parallel envs), so on the same
-device its table and this command give the same numbers.
+777000 gives tracks the agent never saw. Every episode has a seed of its own: the episodes run in waves of N (one
+per sub-env), and episode e is reset with env seed S + e; each wave first sets torch's seed (the posterior samples
+of the latent state) to the env seed of its first episode. With one env (`--num_envs 1`) episode e is therefore
+exactly `--seed S+e --episodes 1`: any episode of a table can be replayed and watched alone.
+results/carracing/report.py evaluates through `evaluate_episodes`, so its table and this command agree.
 
 Importing this module (python -m does not) makes `dreamer_tutorial.evaluate` name it instead of the function
 `evaluate` the package exports (Python sets a submodule as an attribute of its package); the module is therefore
@@ -28,7 +28,9 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .train import evaluate, load_agent, make_vector_env
 from .viz import save_video
@@ -53,39 +55,63 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def episode_order(num_envs: int, episodes: int) -> list[int]:
-    """Episode numbers in the order `evaluate` returns them: sub-env 0's episodes 0, n, 2n, ..., then sub-env 1's."""
-    return [e for i in range(num_envs) for e in range(i, episodes, num_envs)]
+def evaluate_episodes(agent, config, episodes: int, seed: int = EVAL_SEED, num_envs: int | None = None,
+                      record: bool = False, progress: bool = False) -> dict:
+    """Greedy returns of `episodes` episodes, episode e on env seed `seed + e` (waves of num_envs sub-envs).
+
+    Returns {"episodes": [0..], "seeds": [...], "returns": [...]} in episode order, plus "frames" of episode 0
+    with `record`.
+    """
+    if episodes < 1:
+        raise ValueError(f"--episodes must be at least 1, got {episodes}")
+    if num_envs is not None and num_envs < 1:
+        raise ValueError(f"--num_envs must be at least 1, got {num_envs}")
+    num_envs = min(num_envs or config.num_envs, episodes)
+    envs = make_vector_env(config, num_envs=num_envs)
+    returns, frames = [], None
+    bar = tqdm(total=episodes, disable=not progress, unit="episode", dynamic_ncols=True)
+    try:
+        for first in range(0, episodes, num_envs):
+            torch.manual_seed(seed + first)
+            stats = evaluate(agent, envs, min(num_envs, episodes - first), seed=seed + first,
+                             record=record and first == 0)
+            returns += stats["returns"]  # at most one episode per sub-env: in sub-env (= episode) order
+            frames = stats.get("frames", frames)
+            bar.update(len(stats["returns"]))
+    finally:
+        bar.close()
+        envs.close()
+    result = {"episodes": list(range(episodes)), "seeds": [seed + e for e in range(episodes)], "returns": returns}
+    if record:
+        result["frames"] = frames
+    return result
+
+
+def write_csv(result: dict, path: str | Path) -> Path:
+    """One row per episode: episode, seed, return."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["episode", "seed", "return"])
+        writer.writerows(zip(result["episodes"], result["seeds"], result["returns"]))
+    return path
 
 
 def run(args: argparse.Namespace) -> str:
     """Evaluate as the parsed options say; returns the summary line."""
-    if args.episodes < 1:
+    if args.episodes < 1:  # before loading the agent: the cheap check first
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
-    if args.num_envs is not None and args.num_envs < 1:
-        raise ValueError(f"--num_envs must be at least 1, got {args.num_envs}")
     agent, config = load_agent(args.logdir, device=args.device)
-    num_envs = min(args.num_envs or config.num_envs, args.episodes)
-    envs = make_vector_env(config, num_envs=num_envs)
-    torch.manual_seed(0)
-    try:
-        stats = evaluate(agent, envs, args.episodes, seed=args.seed, record=args.video is not None,
-                         progress=not args.no_progress)
-    finally:
-        envs.close()
-    rows = sorted(zip(episode_order(num_envs, args.episodes), stats["returns"]))
-    csv_path = Path(args.csv or Path(args.logdir) / f"eval_{args.episodes}ep_seed{args.seed}.csv")
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["episode", "seed", "return"])
-        for episode, ret in rows:
-            writer.writerow([episode, args.seed + episode if episode < num_envs else "", ret])
-    summary = (f"{config.env}: return {stats['mean']:.1f} ± {stats['std']:.1f} (min {stats['min']:.1f}, max "
-               f"{stats['max']:.1f}) over {args.episodes} episodes, greedy policy, env seeds from {args.seed}; "
+    result = evaluate_episodes(agent, config, args.episodes, args.seed, args.num_envs, record=args.video is not None,
+                               progress=not args.no_progress)
+    csv_path = write_csv(result, args.csv or Path(args.logdir) / f"eval_{args.episodes}ep_seed{args.seed}.csv")
+    r = np.array(result["returns"])
+    summary = (f"{config.env}: return {r.mean():.1f} ± {r.std():.1f} (min {r.min():.1f}, max {r.max():.1f}) over "
+               f"{args.episodes} episodes, greedy policy, env seeds {args.seed}..{args.seed + args.episodes - 1}; "
                f"per episode in {csv_path}")
     if args.video is not None:
-        summary += f"; first episode in {save_video(stats['frames'], args.video)}"
+        summary += f"; first episode in {save_video(result['frames'], args.video)}"
     return summary
 
 

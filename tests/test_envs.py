@@ -45,6 +45,84 @@ def test_pointreach_sparse_reward_and_fixed_target():
         PointReachEnv(target=(2.0, 0.0))
 
 
+def _in_wall(x, y):  # the two-rooms wall, written out independently of the env: x in [-0.05, 0.05] minus the gap
+    return -0.05 <= x <= 0.05 and not 0.4 < y < 0.9
+
+
+def test_pointrooms_walls_block_and_the_gap_lets_through():
+    env = PointReachEnv(layout="two_rooms", sparse=True, radius=0.1)
+    env.reset(seed=0)
+    np.testing.assert_allclose(env.point, (-0.6, -0.6))
+    for _ in range(10):  # push right: stopped by the wall, y unchanged
+        env.step(np.array([1.0, 0.0]))
+    assert -0.1 < env.point[0] < -0.05 and env.point[1] == pytest.approx(-0.6)
+    env.step(np.array([1.0, 1.0]))  # diagonal into the wall: slides up by a full step
+    assert env.point[0] < -0.05 and env.point[1] == pytest.approx(-0.45, abs=1e-5)
+    env.point = np.array([-0.3, 0.65], np.float32)  # level with the gap: passes into the right room
+    for _ in range(4):
+        env.step(np.array([1.0, 0.0]))
+    assert env.point[0] == pytest.approx(0.3, abs=1e-5) and env.point[1] == pytest.approx(0.65)
+    rng = np.random.default_rng(0)
+    for step in range(3000):  # random actions (and a reset now and then) never put the point inside the wall
+        if step % 100 == 0:
+            env.point = rng.uniform(-1, 1, 2).astype(np.float32)
+            while _in_wall(*env.point):
+                env.point = rng.uniform(-1, 1, 2).astype(np.float32)
+        env.step(rng.uniform(-1, 1, 2))
+        assert not _in_wall(*env.point)
+
+
+def test_pointrooms_reward_only_at_the_target_and_100_step_episodes():
+    env = make_env("dreamer_tutorial/PointRooms-v0")
+    obs, info = env.reset(seed=0)
+    assert info["distance"] == pytest.approx(1.2)
+    unwrapped = env.unwrapped
+    for offset, expected in ((0.0, 1.0), (0.09, 1.0), (0.11, 0.0), (0.5, 0.0)):
+        unwrapped.point = np.array([0.6 + offset, -0.6], np.float32)
+        assert env.step(np.zeros(2))[1] == expected
+    env.reset()
+    truncated = [env.step(np.zeros(2))[3] for _ in range(100)]
+    assert truncated == [False] * 99 + [True]
+
+
+def test_random_actions_almost_never_reach_the_pointrooms_target():
+    env = PointReachEnv(layout="two_rooms", sparse=True, radius=0.1)
+    rng, reached = np.random.default_rng(1), 0
+    for episode in range(100):
+        env.reset(seed=episode)
+        reached += sum(env.step(rng.uniform(-1, 1, 2))[1] for _ in range(100)) > 0
+    assert reached <= 2
+
+
+def test_pointrooms_frames_show_the_walls_and_the_noisy_tv():
+    env = PointReachEnv(layout="two_rooms", noisy_tv=True)
+    frame, _ = env.reset(seed=0)
+
+    def pixel(x, y):  # the frame's pixel at the position (x, y)
+        return tuple(frame[min(int((1 - y) / 2 * 64), 63), min(int((x + 1) / 2 * 64), 63)])
+
+    assert pixel(0.0, 0.0) == (120, 120, 120) and pixel(0.0, -0.95) == (120, 120, 120)  # wall
+    assert pixel(0.0, 0.65) == (30, 30, 30)  # the gap
+    assert pixel(-0.6, -0.6) == (230, 40, 40) and pixel(0.6, -0.6) == (40, 200, 60)  # point and target
+    calm = env.step(np.zeros(2))[0]
+    np.testing.assert_array_equal(calm, env.step(np.zeros(2))[0])  # outside the TV nothing changes
+    env.point = np.array([-0.75, -0.75], np.float32)  # in the TV: the background flickers, a new colour each step
+    first, second = env.step(np.zeros(2))[0], env.step(np.zeros(2))[0]
+    corner = (slice(0, 3), slice(0, 3))  # top left: background, far from the point
+    assert np.all(first[corner] == first[0, 0]) and np.all(second[corner] == second[0, 0])
+    assert len({tuple(first[0, 0]), tuple(second[0, 0]), tuple(calm[0, 0])}) == 3
+    assert tuple(first[32, 32]) == (120, 120, 120)  # the wall stays drawn
+    open_frame, _ = PointReachEnv(layout="open").reset(seed=0)
+    assert not np.any(np.all(open_frame == 120, -1))  # no walls in the open square
+
+
+def test_pointrooms_bad_inputs():
+    with pytest.raises(ValueError, match="layout must be one of"):
+        PointReachEnv(layout="maze")
+    with pytest.raises(ValueError, match="outside the walls"):
+        PointReachEnv(layout="two_rooms", target=(0.0, 0.0))
+
+
 def test_greedy_policy_beats_random_on_pointreach():
     """The task is learnable: heading for the target scores far above random (the learning test relies on it)."""
     def run(policy, episodes=20):
@@ -102,7 +180,7 @@ def test_action_map_is_gymnasiums_rescale_after_clipping():
 
 @pytest.mark.filterwarnings("ignore:.*different from the unwrapped version")  # checking the wrappers is the point
 @pytest.mark.parametrize("name", ["CarRacing-v3", "dreamer_tutorial/PointReach-v0",
-                                  "dreamer_tutorial/PointReachDiscrete-v0"])
+                                  "dreamer_tutorial/PointReachDiscrete-v0", "dreamer_tutorial/PointRooms-v0"])
 def test_wrapped_envs_pass_gymnasiums_env_checker(name):
     env = make_env(name, 64, 2)
     check_env(env, skip_render_check=True)  # raises on any violation of gymnasium's API

@@ -31,16 +31,19 @@ def test_csv_matches_an_independent_evaluation(run_dir, capsys):
                  "--no-progress"]) == 0
     rows = read_csv(run_dir / "eval_5ep_seed123.csv")
     assert [int(r["episode"]) for r in rows] == [0, 1, 2, 3, 4]
-    assert [r["seed"] for r in rows] == ["123", "124", "", "", ""]  # sub-env i is reset with seed 123 + i
+    assert [r["seed"] for r in rows] == ["123", "124", "125", "126", "127"]  # episode e on env seed 123 + e
 
-    # Independently: the same agent, 2 envs, env seed 123, torch seed 0. Sub-env i runs episodes i, i + 2, ...
+    # Independently: the same agent, 2 envs; waves of 2 episodes, each wave with torch seed = its first env seed.
     agent, config = load_agent(run_dir)
     envs = make_vector_env(config, num_envs=2)
-    torch.manual_seed(0)
-    expected = evaluate(agent, envs, 5, seed=123)
+    by_episode = {}
+    for first in (0, 2, 4):
+        torch.manual_seed(123 + first)
+        wave = evaluate(agent, envs, min(2, 5 - first), seed=123 + first)["returns"]
+        by_episode.update({first + i: r for i, r in enumerate(wave)})
     envs.close()
-    by_episode = dict(zip([0, 2, 4, 1, 3], expected["returns"]))
-    np.testing.assert_array_equal([float(r["return"]) for r in rows], [by_episode[e] for e in range(5)])
+    expected = {"returns": [by_episode[e] for e in range(5)]}
+    np.testing.assert_array_equal([float(r["return"]) for r in rows], expected["returns"])
     assert all(-50 * np.sqrt(8) < by_episode[e] < 0 for e in range(5))  # 50 steps of minus a distance <= 2 sqrt 2
 
     out = capsys.readouterr().out.strip()
@@ -55,8 +58,13 @@ def test_default_seed_csv_path_and_video(run_dir, tmp_path, capsys):
     assert main(["--logdir", str(run_dir), "--episodes", "2", "--video", str(video), "--csv", str(table),
                  "--no-progress"]) == 0
     rows = read_csv(table)
-    assert [r["seed"] for r in rows] == [str(EVAL_SEED), ""]  # the run's num_envs is 1
+    assert [r["seed"] for r in rows] == [str(EVAL_SEED), str(EVAL_SEED + 1)]  # the run's num_envs is 1
     assert EVAL_SEED == 777_000  # the seed results/carracing/report.py evaluates on: the numbers agree
+    # With one env, episode 1 alone (--seed S+1 --episodes 1) is the same episode as row 1.
+    again = tmp_path / "again.csv"
+    assert main(["--logdir", str(run_dir), "--episodes", "1", "--seed", str(EVAL_SEED + 1), "--csv", str(again),
+                 "--no-progress"]) == 0
+    assert read_csv(again)[0]["return"] == rows[1]["return"]
     import imageio.v2 as imageio
 
     frames = imageio.mimread(video)

@@ -1,19 +1,23 @@
-"""Evaluate a finished CarRacing run and write the files committed under results/carracing/.
+"""Evaluate a finished CarRacing run and write the files committed under results/carracing*/.
 
-    python results/carracing/report.py RUN_LOGDIR OUT_DIR [--episodes 24]
+    python results/carracing/report.py RUN_LOGDIR OUT_DIR [--episodes 100] [--also OTHER_LOGDIR ...]
 
-Writes to OUT_DIR: metrics.csv (copied), learning_curve.png, eval_table.md (mean, std, min, max and every
-episode's return, greedy policy, env seeds never used in training), eval_episodes.csv (one row per episode),
-eval.gif (a short clip of the first evaluation
-episode), command.txt (the training command and the hardware).
+Writes to OUT_DIR: metrics.csv (copied), learning_curve.png (with `--also`, the evaluation curves of the other
+seeds' runs beside this one), eval_table.md (mean, std, min, max, how many episodes fell below 800 and reached
+900, greedy policy, env seeds never used in training), eval_episodes.csv (episode, seed, return: one row per
+episode, from `dreamer_tutorial.evaluate.evaluate_episodes`, so `python -m dreamer_tutorial.evaluate --seed
+777000+e --episodes 1` replays episode e), eval_best.gif and eval_worst.gif (the best and the worst episode,
+replayed), command.txt (the training command and the hardware).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import matplotlib
@@ -22,42 +26,75 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from dreamer_tutorial import evaluate  # noqa: E402
-from dreamer_tutorial.train import load_agent, make_vector_env  # noqa: E402
-from dreamer_tutorial.viz import plot_curves, save_video  # noqa: E402
+from dreamer_tutorial.evaluate import EVAL_SEED, evaluate_episodes, write_csv  # noqa: E402
+from dreamer_tutorial.train import load_agent  # noqa: E402
+from dreamer_tutorial.viz import load_metrics, plot_curves, save_video  # noqa: E402
+
+
+def _evaluate_chunk(logdir: str, episodes: int, seed: int) -> dict:
+    torch.set_num_threads(1)
+    agent, config = load_agent(logdir)
+    return evaluate_episodes(agent, config, episodes, seed=seed, progress=seed == EVAL_SEED)
+
+
+def evaluate_in_parallel(logdir: str, episodes: int, seed: int, jobs: int) -> dict:
+    """`evaluate_episodes` split into `jobs` processes by episode (one env each). Episode e is seeded with
+    seed + e in any split, so the rows are the same as one process running them all."""
+    size = -(-episodes // jobs)  # ceil
+    chunks = [(start, min(size, episodes - start)) for start in range(0, episodes, size)]
+    with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn")) as pool:
+        parts = list(pool.map(_evaluate_chunk, *zip(*[(logdir, n, seed + start) for start, n in chunks])))
+    return {"episodes": list(range(episodes)), "seeds": [seed + e for e in range(episodes)],
+            "returns": [r for part in parts for r in part["returns"]]}
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdir")
     parser.add_argument("out")
-    parser.add_argument("--episodes", type=int, default=24)
-    parser.add_argument("--seed", type=int, default=777_000, help="evaluation env seeds (training used 0..)")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=1, help="evaluation processes (one env and thread each)")
+    parser.add_argument("--also", nargs="*", default=[], help="other seeds' logdirs: their eval curves too")
+    parser.add_argument("--seed", type=int, default=EVAL_SEED, help="evaluation env seeds (training used 0..)")
     parser.add_argument("--command", default=None,
                         help="the training command to record (default: the carracing preset's, with the run's steps)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     agent, config = load_agent(args.logdir)
-    envs = make_vector_env(config, num_envs=min(config.num_envs, args.episodes))
-    torch.manual_seed(0)
-    stats = evaluate(agent, envs, episodes=args.episodes, seed=args.seed, record=True)
-    envs.close()
-    returns = np.array(stats["returns"])
+    result = evaluate_in_parallel(args.logdir, args.episodes, args.seed, args.jobs)
+    returns = np.array(result["returns"])
     hardware = (torch.cuda.get_device_name() if torch.cuda.is_available()
                 else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)")
-    lines = [f"Greedy policy, {len(returns)} episodes on CarRacing-v3 tracks from env seeds {args.seed}.. "
-             f"(training used seeds < 100000), {hardware}.", "",
-             "| mean | std | min | max |", "| --- | --- | --- | --- |",
-             f"| {returns.mean():.1f} | {returns.std():.1f} | {returns.min():.1f} | {returns.max():.1f} |", "",
-             "Per episode: " + ", ".join(f"{r:.1f}" for r in returns)]
+    lines = [f"Greedy policy, {len(returns)} episodes on CarRacing-v3 tracks from env seeds {args.seed}.."
+             f"{args.seed + len(returns) - 1} (training used seeds < 100000), {hardware}.", "",
+             "| episodes | mean | std | min | max | below 800 | 900 or more |",
+             "| --- | --- | --- | --- | --- | --- | --- |",
+             f"| {len(returns)} | {returns.mean():.1f} | {returns.std():.1f} | {returns.min():.1f} | "
+             f"{returns.max():.1f} | {(returns < 800).sum()} | {(returns >= 900).sum()} |", "",
+             "Per episode (`eval_episodes.csv`): " + ", ".join(f"{r:.1f}" for r in returns)]
     (out / "eval_table.md").write_text("\n".join(lines) + "\n")
-    episode_rows = ["episode,return"] + [f"{i},{r:.2f}" for i, r in enumerate(returns)]
-    (out / "eval_episodes.csv").write_text("\n".join(episode_rows) + "\n")
+    write_csv(result, out / "eval_episodes.csv")
+    for name, episode in (("best", int(returns.argmax())), ("worst", int(returns.argmin()))):
+        again = evaluate_episodes(agent, config, 1, seed=args.seed + episode, num_envs=1, record=True)
+        if config.num_envs == 1 and again["returns"][0] != returns[episode]:
+            print(f"warning: the replay of episode {episode} scored {again['returns'][0]:.1f}, "
+                  f"not {returns[episode]:.1f}")
+        save_video(again["frames"][::4], out / f"eval_{name}.gif", fps=15)
+        print(f"{name} episode {episode} (env seed {args.seed + episode}): {returns[episode]:.1f} -> "
+              f"eval_{name}.gif")
     shutil.copy(Path(args.logdir) / "metrics.csv", out / "metrics.csv")
     keys = ["episode_return", "eval_return", "image_loss", "reward_loss", "kl", "imag_return"]
-    plot_curves(args.logdir, keys, smooth=3).savefig(out / "learning_curve.png", dpi=90)
-    save_video(stats["frames"][:400:2], out / "eval.gif", fps=20)
+    fig = plot_curves(args.logdir, keys, smooth=3)
+    if args.also:
+        ax = fig.axes[keys.index("eval_return")]
+        for other in args.also:
+            metrics = load_metrics(other)
+            rows = ~np.isnan(metrics["eval_return"])
+            ax.plot(metrics["step"][rows], metrics["eval_return"][rows], "--", label=Path(other).name)
+        ax.plot([], [], label=Path(args.logdir).name)
+        ax.legend(fontsize=7)
+    fig.savefig(out / "learning_curve.png", dpi=90)
     command = args.command or (f"python -m dreamer_tutorial.train --preset carracing --steps {config.steps} "
                                "--logdir <dir>")
     (out / "command.txt").write_text(
