@@ -22,7 +22,7 @@ lab: setup
 
 test: setup
 	$(BIN)/ruff check dreamer_tutorial tests benchmarks results
-	DREAMER_QUICK=1 $(BIN)/python -m pytest -q --durations=15 tests
+	DREAMER_QUICK=1 $(BIN)/python -m pytest -q -rs --durations=15 tests
 	DREAMER_QUICK=1 $(BIN)/python tests/run_notebooks.py
 
 lint: setup
