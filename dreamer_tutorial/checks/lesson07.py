@@ -360,20 +360,12 @@ def check_learning(agent, env_fn: Callable[[], gym.Env], episodes: int = 10, see
     """The trained `agent`'s mean greedy return on `env_fn()` beats a uniformly random policy's by
     `LEARNING_MARGIN` (`episodes` episodes each, from env seeds derived from `seed`). It grades a training run, not
     a function: its "solution" is the package's Dreamer, an agent that passes after lesson 07's loop."""
+    from ..lessons import random_policy_returns
     from ..train import evaluate
 
     name = "learning"
     env = env_fn()
-    rng = np.random.default_rng(seed)
-    random_returns = []
-    for episode in range(episodes):
-        env.reset(seed=seed + episode)
-        env.action_space.seed(int(rng.integers(2**31)))
-        total, done = 0.0, False
-        while not done:
-            _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-            total, done = total + reward, terminated or truncated
-        random_returns.append(total)
+    random_returns = random_policy_returns(env, episodes, seed)
     greedy = call_learner(name, evaluate, agent, env, episodes, seed=seed, context="evaluating the greedy policy")
     env.close()
     random_mean = float(np.mean(random_returns))
