@@ -113,6 +113,19 @@ def test_runner_saves_tagged_outputs_and_reports_the_failure(tmp_path):
     assert executed.cells[0].outputs[0]["text"] == "untagged 1\n"
 
 
+def test_runner_reports_a_timeout_in_one_line_and_keeps_earlier_outputs(tmp_path):
+    runner = load_runner()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print('done')", metadata={"tags": ["full-run:first"]}),
+                nbformat.v4.new_code_cell("import time\ntime.sleep(120)")]
+    notebook = tmp_path / "98_slow.ipynb"
+    nbformat.write(nb, notebook)
+    run = runner.run_lesson(notebook, tmp_path / "out", quick=True, timeout=30, command="cmd")
+    assert run["status"] == "failed"
+    assert run["error"] == "lesson time limit of 30 s reached in cell 1"  # not the dashes of nbclient's preview
+    assert run["outputs"] == ["first"] and (tmp_path / "out" / "first.txt").read_text() == "done\n"
+
+
 def test_runner_rejects_bad_tag_names():
     runner = load_runner()
     nb = nbformat.v4.new_notebook()

@@ -87,13 +87,14 @@ def run_lesson(notebook: Path, out: Path, quick: bool, timeout: float, command: 
                executed: Path | None = None) -> dict:
     """Execute one notebook (its own kernel) and write its tagged outputs and run.json into `out`."""
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError
 
     nb = nbformat.read(notebook, as_version=4)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the inline backend makes the images
     env["DREAMER_QUICK"] = "1" if quick else "0"
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(notebook.parent)}})
-    status, error = "ok", None
+    status, error, index = "ok", None, 0
     start = time.perf_counter()
     try:
         with client.setup_kernel(env=env):
@@ -103,6 +104,8 @@ def run_lesson(notebook: Path, out: Path, quick: bool, timeout: float, command: 
                     raise TimeoutError(f"lesson time limit of {timeout:.0f} s reached before cell {index}")
                 client.timeout = max(1, int(left))
                 client.execute_cell(cell, index)
+    except CellTimeoutError:  # its message ends with a preview of the cell between dashed lines
+        status, error = "failed", f"lesson time limit of {timeout:.0f} s reached in cell {index}"
     except Exception as exc:  # the run failed: keep what the cells before the failure produced
         status = "failed"
         lines = [line for line in str(exc).strip().splitlines() if line.strip()]
