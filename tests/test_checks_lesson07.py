@@ -156,28 +156,6 @@ class ExtraLayer(Reference):
         self.extra = nn.Linear(3, 3)
 
 
-@pytest.mark.parametrize("cls, message", [
-    (NoReset, "missing reset"),
-    (LateReset, "one frame late"),
-    (AlwaysSample, "training=False your actions are samples"),
-    (AlwaysMode, "training=True your actions are the actor's mode"),
-    (ForgetsAction, "previous action does not reach"),
-    (RawPixels, "differ from the package's Dreamer"),
-    (ExtraLayer, "cannot be loaded"),
-])
-def test_policy_grader_names_the_mistake(cls, message):
-    with pytest.raises(CheckFailed, match=message):
-        checks.check_policy(cls)
-
-
-def test_policy_grader_not_implemented():
-    class Stub(Parts):
-        policy = stub
-
-    with pytest.raises(CheckFailed, match="not implemented"):
-        checks.check_policy(Stub)
-
-
 def test_train_step_grader_accepts_correct_agents(capsys):
     checks.check_train_step(Reference)
     checks.check_train_step(Other)
@@ -246,26 +224,31 @@ class NoMetrics(Reference):
         checks.reference_train_step(self, batch)
 
 
-@pytest.mark.parametrize("cls, message", [
-    (NoDetach, "gradient leak"),
-    (InvertedCont, "inverted continuation flags"),
-    (NoZeroGrad, "gradients zeroed"),
-    (NoClip, "world model changed differently from the reference \\(update 1\\)"),
-    (ModelOnly, "actor was not updated"),
-    (CopiesTarget, "target critic changed"),
-    (NoMetrics, "expected a dict"),
+@pytest.mark.parametrize("check, cls, message", [
+    (checks.check_policy, NoReset, "missing reset"),
+    (checks.check_policy, LateReset, "one frame late"),
+    (checks.check_policy, AlwaysSample, "training=False your actions are samples"),
+    (checks.check_policy, AlwaysMode, "training=True your actions are the actor's mode"),
+    (checks.check_policy, ForgetsAction, "previous action does not reach"),
+    (checks.check_policy, RawPixels, "differ from the package's Dreamer"),
+    (checks.check_policy, ExtraLayer, "cannot be loaded"),
+    (checks.check_train_step, NoDetach, "gradient leak"),
+    (checks.check_train_step, InvertedCont, "inverted continuation flags"),
+    (checks.check_train_step, NoZeroGrad, "gradients zeroed"),
+    (checks.check_train_step, NoClip, "world model changed differently from the reference \\(update 1\\)"),
+    (checks.check_train_step, ModelOnly, "actor was not updated"),
+    (checks.check_train_step, CopiesTarget, "target critic changed"),
+    (checks.check_train_step, NoMetrics, "expected a dict"),
 ])
-def test_train_step_grader_names_the_mistake(cls, message):
+def test_agent_graders_name_the_mistake(check, cls, message):
     with pytest.raises(CheckFailed, match=message):
-        checks.check_train_step(cls)
+        check(cls)
 
 
-def test_train_step_grader_not_implemented():
-    class Stub(Parts):
-        train_step = stub
-
+@pytest.mark.parametrize("check, method", [(checks.check_policy, "policy"), (checks.check_train_step, "train_step")])
+def test_agent_graders_say_not_implemented(check, method):
     with pytest.raises(CheckFailed, match="not implemented"):
-        checks.check_train_step(Stub)
+        check(type("Stub", (Parts,), {method: stub}))
 
 
 def test_learning_grader_compares_with_random():
