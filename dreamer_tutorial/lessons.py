@@ -55,8 +55,7 @@ def show_full_run(lesson: str, names: list[str] | None = None) -> None:
 
     folder = results_root() / "lessons" / lesson
     if not (folder / "run.json").exists():
-        print(f"No full-run results in {folder} yet: `{RUN_FULL_COMMAND} {lesson}` makes them (the full sizes of "
-              "lessons 03-05 need a GPU to finish in minutes).")
+        print(f"No full-run results in {folder} yet: `{RUN_FULL_COMMAND} {lesson}` makes them.")
         return
     run = json.loads((folder / "run.json").read_text())
     hw = run.get("hardware", {})
