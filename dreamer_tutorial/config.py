@@ -44,6 +44,8 @@ class Config:
     image_size: int = _f(64, "frames are resized to image_size x image_size x 3")
     action_repeat: int = _f(1, "each policy action is repeated this many env frames (rewards summed)")
     time_limit: int = _f(0, "episode length limit in policy steps (0: the env's own)")
+    car_actions: str = _f("gas_brake", "CarRacing only: gas_brake (the env's steer, gas, brake) or throttle (steer "
+                          "and one axis: gas above 0, brake below; see envs.CarRacingThrottle)")
     num_envs: int = _f(1, "parallel environments used for collection")
     seed: int = _f(0, "seed for torch, numpy and the environments")
     device: str = _f("auto", "torch device: auto, cpu, cuda, cuda:0, ...")
@@ -172,6 +174,7 @@ class Config:
                    "intrinsic": ("none", "curiosity", "plan2explore"),
                    "precision": ("fp32", "bf16"),
                    "reward_transform": ("none", "tanh"),
+                   "car_actions": ("gas_brake", "throttle"),
                    "init": ("torch", "glorot")}
         for name, valid in choices.items():
             if getattr(self, name) not in valid:

@@ -7,6 +7,7 @@ Dreamer sees uint8 frames of shape (64, 64, 3) and acts in [-1, 1] (continuous) 
                              with gymnasium's TimeLimit (the env's own, or time_limit x action_repeat frames)
     AddRenderObservation     (only with pixels=True) gymnasium's: the rendered frame replaces a state vector
     CarRacingActions         policy action in [-1, 1]^3 -> (steer, gas, brake) with gas, brake in [0, 1]
+      or CarRacingThrottle   (car_actions="throttle") policy action in [-1, 1]^2 -> steer, gas or brake
       or NormalizeActions    any other bounded Box: [-1, 1] mapped linearly onto [low, high]
     ActionRepeat(k)          repeat each action k frames, sum the rewards, stop early at the episode's end
     ResizeObservation(s)     area-average the frame to s x s (uint8 in, uint8 out)
@@ -243,8 +244,41 @@ class CarRacingActions(NormalizeActions):
         super().__init__(env)
 
 
+class CarRacingThrottle(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
+    """CarRacing driven by two actions in [-1, 1]: steer = a0 and one throttle axis a1, with
+    gas = max(a1, 0) and brake = max(-a1, 0). Gas and brake never act at once.
+
+    Why: with the env's own three actions, the actor of our 2-core CPU runs went through a phase of
+    "full gas and full brake" early in training, a corner of the action box where the car stands still (in
+    one run it lasted about 10k policy steps, in the next more than 20k; `results/carracing-cpu/README.md`). The
+    truncated Normal's mean is tanh(m), so once m saturates at that corner its gradient vanishes and the actor
+    stays there. On one throttle axis, standing still costs the gas, so that corner does not exist. The env
+    itself is unchanged; only the policy's action space is smaller (2 instead of 3 dimensions).
+    """
+
+    def __init__(self, env: gym.Env):
+        gym.utils.RecordConstructorArgs.__init__(self)
+        space = env.action_space
+        if not (isinstance(space, gym.spaces.Box) and space.shape == (3,) and np.allclose(space.low, [-1, 0, 0])
+                and np.allclose(space.high, [1, 1, 1])):
+            raise ValueError(f"CarRacingThrottle expects CarRacing's Box([-1, 0, 0], [1, 1, 1]), got {space}")
+        super().__init__(env)
+        self.action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+
+    def action(self, action):
+        action = np.asarray(action, np.float32)
+        if action.shape != (2,):
+            raise ValueError(f"expected an action (steer, throttle) of shape (2,) in [-1, 1], got shape "
+                             f"{action.shape}")
+        steer, throttle = np.clip(action, -1, 1)
+        return np.array([steer, max(throttle, 0.0), max(-throttle, 0.0)], np.float32)
+
+
+CAR_ACTIONS = ("gas_brake", "throttle")
+
+
 def make_env(name: str, image_size: int = 64, action_repeat: int = 1, time_limit: int = 0, seed: int | None = None,
-             pixels: bool = False, **kwargs) -> gym.Env:
+             pixels: bool = False, car_actions: str = "gas_brake", **kwargs) -> gym.Env:
     """Build a pixel env for Dreamer: uint8 (image_size, image_size, 3) frames, actions in [-1, 1] or discrete.
 
     `name` is any registered gymnasium id with RGB frames as observations (CarRacing-v3,
@@ -254,10 +288,14 @@ def make_env(name: str, image_size: int = 64, action_repeat: int = 1, time_limit
     replaces the env's own episode limit by that many policy steps: gym.make's `max_episode_steps` of
     time_limit x action_repeat frames, and ActionRepeat stops on the truncating frame. (Inside the stack, not on
     top of it, so that `gym.make(env.spec)` rebuilds the same env.) With `seed`, the first reset uses it.
+    `car_actions` picks CarRacing's policy actions: "gas_brake" (the env's steer, gas, brake: CarRacingActions)
+    or "throttle" (steer and one gas/brake axis: CarRacingThrottle); other envs ignore it.
     """
     if image_size < 16 or action_repeat < 1 or time_limit < 0:
         raise ValueError(f"need image_size >= 16, action_repeat >= 1, time_limit >= 0; got {image_size}, "
                          f"{action_repeat}, {time_limit}")
+    if car_actions not in CAR_ACTIONS:
+        raise ValueError(f"car_actions must be one of {', '.join(CAR_ACTIONS)}, got {car_actions!r}")
     if pixels:
         kwargs["render_mode"] = "rgb_array"
     if time_limit:
@@ -277,7 +315,10 @@ def make_env(name: str, image_size: int = 64, action_repeat: int = 1, time_limit
                          f"render_mode='rgb_array') in gymnasium's AddRenderObservation(env, render_only=True)")
     if isinstance(env.action_space, gym.spaces.Box):
         is_car = env.spec is not None and env.spec.id.startswith("CarRacing")
-        env = CarRacingActions(env) if is_car else NormalizeActions(env)
+        if is_car and car_actions == "throttle":
+            env = CarRacingThrottle(env)
+        else:
+            env = CarRacingActions(env) if is_car else NormalizeActions(env)
     elif not isinstance(env.action_space, gym.spaces.Discrete):
         raise ValueError(f"Dreamer supports Discrete or 1-D Box actions, {name} has {env.action_space}")
     if action_repeat > 1:

@@ -43,6 +43,7 @@ def test_unknown_field_lists_valid_ones():
     ("image_size", 96, "image_size must be 64"),
     ("reward_transform", "sign", "reward_transform must be one of none, tanh"),
     ("init", "xavier", "init must be one of torch, glorot"),
+    ("car_actions", "pedals", "car_actions must be one of gas_brake, throttle"),
     ("weight_decay", -1e-6, r"weight_decay must lie in \[0, 1\)"),
     ("weight_decay", 1.0, r"weight_decay must lie in \[0, 1\)"),
 ])

@@ -7,7 +7,14 @@ from gymnasium.utils.env_checker import check_env
 from PIL import Image
 
 from dreamer_tutorial import make_env
-from dreamer_tutorial.envs import ActionRepeat, CarRacingActions, NormalizeActions, PointReachEnv, ResizeObservation
+from dreamer_tutorial.envs import (
+    ActionRepeat,
+    CarRacingActions,
+    CarRacingThrottle,
+    NormalizeActions,
+    PointReachEnv,
+    ResizeObservation,
+)
 
 
 def test_pointreach_frames_and_dense_reward():
@@ -156,6 +163,39 @@ def test_carracing_wrappers_map_actions_resize_and_repeat():
     assert obs.flags.writeable  # a read-only frame makes torch.as_tensor warn in the policy
     obs, reward, *_ = env.step(np.zeros(3, np.float32))
     assert obs.shape == (64, 64, 3) and np.isfinite(reward)
+
+
+def _speed_after(env, action, steps=40):
+    env.reset(seed=4)
+    for _ in range(steps):
+        env.step(np.asarray(action, np.float32))
+    return float(np.linalg.norm(env.unwrapped.car.hull.linearVelocity))
+
+
+@pytest.mark.filterwarnings("ignore:.*different from the unwrapped version")  # checking the wrapper is the point
+def test_carracing_throttle_is_one_axis_for_gas_or_brake():
+    env = make_env("CarRacing-v3", 64, 2, car_actions="throttle")
+    assert env.action_space == gym.spaces.Box(-1, 1, (2,), np.float32)
+    check_env(env, skip_render_check=True)
+    assert [w.name for w in env.spec.additional_wrappers][0] == "CarRacingThrottle"
+    assert gym.make(env.spec).action_space.shape == (2,)  # the spec rebuilds the 2-d env
+    mapper = env.env.env
+    assert isinstance(mapper, CarRacingThrottle)
+    np.testing.assert_allclose(mapper.action(np.array([0.3, 0.6])), [0.3, 0.6, 0.0])
+    np.testing.assert_allclose(mapper.action(np.array([-0.2, -0.5])), [-0.2, 0.0, 0.5])
+    np.testing.assert_allclose(mapper.action(np.array([2.0, -3.0])), [1.0, 0.0, 1.0])  # clipped to [-1, 1]
+    mapped = np.array([mapper.action(a) for a in np.random.default_rng(0).uniform(-1, 1, (500, 2))])
+    assert np.all(mapped[:, 1] * mapped[:, 2] == 0)  # gas and brake never at once
+    assert np.all((mapped[:, 1:] >= 0) & (mapped[:, 1:] <= 1))
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        mapper.action(np.zeros(3))
+    # The physics: full throttle drives off, full reverse throttle (brake) stays still, and the 3-d mapping's
+    # "full gas and full brake" corner, the one the CPU runs got stuck in, stays still too.
+    gas_brake = make_env("CarRacing-v3", 64, 2)
+    assert _speed_after(env, [0, 1]) > 20 and _speed_after(env, [0, -1]) < 0.5
+    assert _speed_after(gas_brake, [0, 1, 1]) < 0.5 < 20 < _speed_after(gas_brake, [0, 1, -1])
+    with pytest.raises(ValueError, match="car_actions must be one of gas_brake, throttle"):
+        make_env("CarRacing-v3", car_actions="pedals")
 
 
 def test_action_map_is_gymnasiums_rescale_after_clipping():

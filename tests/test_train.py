@@ -294,6 +294,8 @@ def test_resuming_with_other_network_sizes_is_refused_clearly(tmp_path):
     train(config, progress=False)
     with pytest.raises(ValueError, match=r"cannot resume.*deter \(32 -> 64\)"):
         train(config.replace(steps=300, deter=64), resume=True, progress=False)
+    with pytest.raises(ValueError, match=r"cannot resume.*car_actions \('gas_brake' -> 'throttle'\)"):
+        train(config.replace(steps=300, car_actions="throttle"), resume=True, progress=False)  # 3-d -> 2-d actions
 
 
 @pytest.mark.parametrize("argv, message", [

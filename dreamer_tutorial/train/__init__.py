@@ -54,14 +54,21 @@ PREVIOUS = "previous.pt"
 CHECKPOINT_FORMAT = 2
 # Config fields that fix the shapes of the networks and the replay: a resumed run must keep them.
 _STRUCTURAL = ("env", "image_size", "num_envs", "replay_capacity", "cnn_depth", "deter", "hidden", "stoch",
-               "classes", "mlp_units", "mlp_layers", "intrinsic", "ensemble_size", "expl_behavior")
+               "classes", "mlp_units", "mlp_layers", "intrinsic", "ensemble_size", "expl_behavior", "car_actions")
 
 
 # --- environments ----------------------------------------------------------------------------------------------
 def _env_builder(config: Config, env_fn: Callable[[], gym.Env] | None) -> Callable[[], gym.Env]:
     if env_fn is not None:
         return env_fn
-    return lambda: make_env(config.env, config.image_size, config.action_repeat, config.time_limit)
+    return lambda: env_from_config(config)
+
+
+def env_from_config(config: Config) -> gym.Env:
+    """The env a run trains and evaluates on: `make_env` with the config's env, frame size, action repeat, time
+    limit and CarRacing action mapping."""
+    return make_env(config.env, config.image_size, config.action_repeat, config.time_limit,
+                    car_actions=config.car_actions)
 
 
 def make_vector_env(config: Config, env_fn: Callable[[], gym.Env] | None = None, num_envs: int | None = None):
@@ -280,7 +287,7 @@ def load_agent(logdir: str | Path, device: str | None = None) -> tuple[Dreamer, 
     config = Config(**state["config"])
     if device is not None:
         config = config.replace(device=device)
-    env = make_env(config.env, config.image_size, config.action_repeat, config.time_limit)
+    env = env_from_config(config)
     agent = Dreamer(config, env.observation_space, env.action_space)
     env.close()
     agent.load_checkpoint_state(state["agent"])

@@ -1,13 +1,15 @@
 """Evaluate a finished CarRacing run and write the files committed under results/carracing*/.
 
     python results/carracing/report.py RUN_LOGDIR OUT_DIR [--episodes 100] [--also OTHER_LOGDIR ...]
+    python results/carracing/report.py RUN_LOGDIR OUT_DIR --curve_only --also OTHER_LOGDIR ...
 
 Writes to OUT_DIR: metrics.csv (copied), learning_curve.png (with `--also`, the evaluation curves of the other
 seeds' runs beside this one), eval_table.md (mean, std, min, max, how many episodes fell below 800 and reached
 900, greedy policy, env seeds never used in training), eval_episodes.csv (episode, seed, return: one row per
 episode, from `dreamer_tutorial.evaluate.evaluate_episodes`, so `python -m dreamer_tutorial.evaluate --seed
 777000+e --episodes 1` replays episode e), eval_best.gif and eval_worst.gif (the best and the worst episode,
-replayed), command.txt (the training command and the hardware).
+replayed), command.txt (the training command and the hardware). With `--curve_only`, only metrics.csv and
+learning_curve.png (to add another seed's curve to a report without evaluating again).
 """
 
 from __future__ import annotations
@@ -48,6 +50,23 @@ def evaluate_in_parallel(logdir: str, episodes: int, seed: int, jobs: int) -> di
             "returns": [r for part in parts for r in part["returns"]]}
 
 
+def draw_curves(logdir: str, others: list[str], out: Path) -> None:
+    """Copy the run's metrics.csv to `out` and draw learning_curve.png; the evaluation panel also shows the
+    evaluation curves of `others` (other seeds' logdirs, labelled with their folder names)."""
+    shutil.copy(Path(logdir) / "metrics.csv", out / "metrics.csv")
+    keys = ["episode_return", "eval_return", "image_loss", "reward_loss", "kl", "imag_return"]
+    fig = plot_curves(logdir, keys, smooth=3)
+    if others:
+        ax = fig.axes[keys.index("eval_return")]
+        ax.lines[0].set_label(Path(logdir).name)
+        for other in others:
+            metrics = load_metrics(other)
+            rows = ~np.isnan(metrics["eval_return"])
+            ax.plot(metrics["step"][rows], metrics["eval_return"][rows], "--", label=Path(other).name)
+        ax.legend(fontsize=7)
+    fig.savefig(out / "learning_curve.png", dpi=90)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdir")
@@ -58,9 +77,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="evaluation env seeds (training used 0..)")
     parser.add_argument("--command", default=None,
                         help="the training command to record (default: the carracing preset's, with the run's steps)")
+    parser.add_argument("--curve_only", action="store_true",
+                        help="only copy metrics.csv and draw learning_curve.png (no evaluation)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.curve_only:
+        draw_curves(args.logdir, args.also, out)
+        return 0
     agent, config = load_agent(args.logdir)
     result = evaluate_in_parallel(args.logdir, args.episodes, args.seed, args.jobs)
     returns = np.array(result["returns"])
@@ -83,18 +107,7 @@ def main(argv: list[str]) -> int:
         save_video(again["frames"][::4], out / f"eval_{name}.gif", fps=15)
         print(f"{name} episode {episode} (env seed {args.seed + episode}): {returns[episode]:.1f} -> "
               f"eval_{name}.gif")
-    shutil.copy(Path(args.logdir) / "metrics.csv", out / "metrics.csv")
-    keys = ["episode_return", "eval_return", "image_loss", "reward_loss", "kl", "imag_return"]
-    fig = plot_curves(args.logdir, keys, smooth=3)
-    if args.also:
-        ax = fig.axes[keys.index("eval_return")]
-        for other in args.also:
-            metrics = load_metrics(other)
-            rows = ~np.isnan(metrics["eval_return"])
-            ax.plot(metrics["step"][rows], metrics["eval_return"][rows], "--", label=Path(other).name)
-        ax.plot([], [], label=Path(args.logdir).name)
-        ax.legend(fontsize=7)
-    fig.savefig(out / "learning_curve.png", dpi=90)
+    draw_curves(args.logdir, args.also, out)
     command = args.command or (f"python -m dreamer_tutorial.train --preset carracing --steps {config.steps} "
                                "--logdir <dir>")
     (out / "command.txt").write_text(
