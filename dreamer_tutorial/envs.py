@@ -250,7 +250,7 @@ class CarRacingThrottle(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
 
     Why: with the env's own three actions, the actor of our 2-core CPU runs went through a phase of
     "full gas and full brake" early in training, a corner of the action box where the car stands still (in
-    one run it lasted about 10k policy steps, in the next more than 20k; `results/carracing-cpu/README.md`). The
+    one run it lasted about 10k policy steps, in the next about 20k; `results/carracing-cpu/README.md`). The
     truncated Normal's mean is tanh(m), so once m saturates at that corner its gradient vanishes and the actor
     stays there. On one throttle axis, standing still costs the gas, so that corner does not exist. The env
     itself is unchanged; only the policy's action space is smaller (2 instead of 3 dimensions).
