@@ -41,7 +41,7 @@ def action_table(logdir: str, window: int) -> list[str]:
         env_actions = np.array([wrapper.action(a) for a in actions[start:start + window][keep]])
         steer, gas, brake = env_actions.T
         tiles = (rewards[start:start + window] > 0).mean()
-        rows.append(f"| {start // 1000}k-{min(start + window, filled) // 1000}k | {steer.mean():+.2f} | "
+        rows.append(f"| {start / 1000:g}k-{min(start + window, filled) / 1000:g}k | {steer.mean():+.2f} | "
                     f"{np.abs(steer).mean():.2f} | {gas.mean():.2f} | {brake.mean():.2f} | {(brake > 0.1).mean():.2f} "
                     f"| {((gas > 0.5) & (brake > 0.5)).mean():.2f} | {tiles:.3f} |")
     return rows
