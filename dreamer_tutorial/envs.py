@@ -227,6 +227,12 @@ class NormalizeActions(gym.wrappers.RescaleAction):
         return super().action(np.clip(action, -1, 1))
 
 
+def _check_car_space(space: gym.Space, wrapper: str) -> None:
+    if not (isinstance(space, gym.spaces.Box) and space.shape == (3,) and np.allclose(space.low, [-1, 0, 0])
+            and np.allclose(space.high, [1, 1, 1])):
+        raise ValueError(f"{wrapper} expects CarRacing's Box([-1, 0, 0], [1, 1, 1]), got {space}")
+
+
 class CarRacingActions(NormalizeActions):
     """CarRacing's action is (steer in [-1, 1], gas in [0, 1], brake in [0, 1]).
 
@@ -236,11 +242,7 @@ class CarRacingActions(NormalizeActions):
     """
 
     def __init__(self, env: gym.Env):
-        space = env.action_space
-        expected_low, expected_high = np.array([-1, 0, 0]), np.array([1, 1, 1])
-        if not (isinstance(space, gym.spaces.Box) and space.shape == (3,) and np.allclose(space.low, expected_low)
-                and np.allclose(space.high, expected_high)):
-            raise ValueError(f"CarRacingActions expects Box([-1, 0, 0], [1, 1, 1]), got {space}")
+        _check_car_space(env.action_space, "CarRacingActions")
         super().__init__(env)
 
 
@@ -258,10 +260,7 @@ class CarRacingThrottle(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
 
     def __init__(self, env: gym.Env):
         gym.utils.RecordConstructorArgs.__init__(self)
-        space = env.action_space
-        if not (isinstance(space, gym.spaces.Box) and space.shape == (3,) and np.allclose(space.low, [-1, 0, 0])
-                and np.allclose(space.high, [1, 1, 1])):
-            raise ValueError(f"CarRacingThrottle expects CarRacing's Box([-1, 0, 0], [1, 1, 1]), got {space}")
+        _check_car_space(env.action_space, "CarRacingThrottle")
         super().__init__(env)
         self.action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
 
@@ -274,7 +273,8 @@ class CarRacingThrottle(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
         return np.array([steer, max(throttle, 0.0), max(-throttle, 0.0)], np.float32)
 
 
-CAR_ACTIONS = ("gas_brake", "throttle")
+# Config.car_actions -> the wrapper that maps the policy's actions onto CarRacing's (steer, gas, brake).
+CAR_WRAPPERS = {"gas_brake": CarRacingActions, "throttle": CarRacingThrottle}
 
 
 def make_env(name: str, image_size: int = 64, action_repeat: int = 1, time_limit: int = 0, seed: int | None = None,
@@ -294,8 +294,8 @@ def make_env(name: str, image_size: int = 64, action_repeat: int = 1, time_limit
     if image_size < 16 or action_repeat < 1 or time_limit < 0:
         raise ValueError(f"need image_size >= 16, action_repeat >= 1, time_limit >= 0; got {image_size}, "
                          f"{action_repeat}, {time_limit}")
-    if car_actions not in CAR_ACTIONS:
-        raise ValueError(f"car_actions must be one of {', '.join(CAR_ACTIONS)}, got {car_actions!r}")
+    if car_actions not in CAR_WRAPPERS:
+        raise ValueError(f"car_actions must be one of {', '.join(CAR_WRAPPERS)}, got {car_actions!r}")
     if pixels:
         kwargs["render_mode"] = "rgb_array"
     if time_limit:
@@ -315,10 +315,7 @@ def make_env(name: str, image_size: int = 64, action_repeat: int = 1, time_limit
                          f"render_mode='rgb_array') in gymnasium's AddRenderObservation(env, render_only=True)")
     if isinstance(env.action_space, gym.spaces.Box):
         is_car = env.spec is not None and env.spec.id.startswith("CarRacing")
-        if is_car and car_actions == "throttle":
-            env = CarRacingThrottle(env)
-        else:
-            env = CarRacingActions(env) if is_car else NormalizeActions(env)
+        env = CAR_WRAPPERS[car_actions](env) if is_car else NormalizeActions(env)
     elif not isinstance(env.action_space, gym.spaces.Discrete):
         raise ValueError(f"Dreamer supports Discrete or 1-D Box actions, {name} has {env.action_space}")
     if action_repeat > 1:

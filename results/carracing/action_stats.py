@@ -19,7 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from dreamer_tutorial.config import Config
-from dreamer_tutorial.envs import CarRacingActions, CarRacingThrottle
+from dreamer_tutorial.envs import CAR_WRAPPERS
 from dreamer_tutorial.train import load_latest
 
 
@@ -31,7 +31,7 @@ def action_table(logdir: str, window: int) -> list[str]:
     actions = replay["action"][0, :filled].numpy()
     rewards = replay["reward"][0, :filled].numpy()
     first = replay["is_first"][0, :filled].numpy().astype(bool)
-    wrapper = (CarRacingThrottle if config.car_actions == "throttle" else CarRacingActions)(gym.make("CarRacing-v3"))
+    wrapper = CAR_WRAPPERS[config.car_actions](gym.make("CarRacing-v3"))
     rows = [f"{logdir} ({filled} steps, car_actions={config.car_actions}; replay rows in stored order: if the "
             f"replay wrapped around, the oldest steps are gone)", "",
             "| steps | steer | abs(steer) | gas | brake | brake > 0.1 | gas and brake > 0.5 | tile reward |",
