@@ -313,3 +313,15 @@ def test_cli_gives_one_clear_line_for_impossible_settings(tmp_path, capsys, argv
         code = exit_info.code
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_minutes_count_the_wall_clock_over_sittings_and_resume_from_the_checkpoint(tmp_path):
+    config = tiny(tmp_path)
+    train(config, progress=False)
+    first = [float(r["minutes"]) for r in read_csv(tmp_path / "run" / "metrics.csv")]
+    saved_seconds = load_checkpoint(tmp_path / "run" / "checkpoints" / CHECKPOINT)["counters"]["seconds"]
+    assert first == sorted(first) and 0 < first[-1] <= saved_seconds / 60
+    train(config.replace(steps=500), resume=True, progress=False)
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    later = [float(r["minutes"]) for r in rows if int(r["step"]) > 300]
+    assert later and later == sorted(later) and later[0] > saved_seconds / 60, "the second sitting adds to the first"

@@ -22,7 +22,8 @@ reset frame exactly when it came from `reset()` or when the previous step of its
 frames, and only those, the policy's latent is reset and the replay row holds is_first = True, a zero action and
 a zero reward. Every other row holds the action that led to its frame and that step's reward.
 
-A logdir holds metrics.csv (a `step` column of policy steps summed over envs, then one column per metric; rows
+A logdir holds metrics.csv (a `step` column of policy steps summed over envs, then one column per metric, among
+them `minutes`: the wall clock of training so far, summed over the sittings of a resumed run; rows
 are appended across resumes, and rows written after the checkpoint a run resumes from are dropped, so a crash
 never leaves duplicates), TensorBoard event files with the same names (purged the same way), checkpoints/ and
 videos/.
@@ -318,6 +319,8 @@ class _Trainer:
         self.replay = SequenceReplay(c.replay_capacity, obs_space.shape, self.agent.action_dim, c.num_envs, c.seed)
         self.step = self.updates = self.episodes = 0
         self.last_log = self.last_eval = 0
+        self.seconds = 0.0  # wall clock of the kept steps over all sittings (steps dropped on a resume drop theirs)
+        self.sitting_start = time.monotonic()
         self.run_index = 0  # how many times this run was started (resumes get new env seeds)
         if saved is not None:
             self._restore(saved)
@@ -343,7 +346,8 @@ class _Trainer:
         cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
         return {"agent": self.agent.checkpoint_state(), "replay": self.replay.state_dict(),
                 "counters": {"step": self.step, "updates": self.updates, "episodes": self.episodes,
-                             "last_log": self.last_log, "last_eval": self.last_eval, "run_index": self.run_index},
+                             "last_log": self.last_log, "last_eval": self.last_eval, "run_index": self.run_index,
+                             "seconds": self._seconds()},
                 "rng": {"torch": torch.get_rng_state(), "cuda": cuda_rng, "numpy": self.rng.bit_generator.state},
                 "config": self.config.to_dict()}
 
@@ -354,6 +358,7 @@ class _Trainer:
         self.step, self.updates, self.episodes = counters["step"], counters["updates"], counters["episodes"]
         self.last_log, self.last_eval = counters["last_log"], counters["last_eval"]
         self.run_index = counters["run_index"] + 1
+        self.seconds = counters.get("seconds", 0.0)  # checkpoints of package 0.2.0 did not count it
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -363,11 +368,15 @@ class _Trainer:
         save_checkpoint(self.ckpt_path, self._state())
         self.last_checkpoint = time.monotonic()
 
+    def _seconds(self) -> float:
+        return self.seconds + time.monotonic() - self.sitting_start
+
     def run(self) -> dict:
         from tqdm.auto import tqdm
 
         c, agent = self.config, self.agent
         start_time, start_step, start_updates = time.monotonic(), self.step, self.updates
+        self.sitting_start = start_time
         self.last_checkpoint = time.monotonic()
         n = c.num_envs
         obs, _ = self.envs.reset(seed=c.seed + 1000 * self.run_index)
@@ -436,7 +445,7 @@ class _Trainer:
             metrics["episode_return"] = float(np.mean(self.episode_returns))
         metrics.update({"updates": self.updates, "episodes": self.episodes,
                         "env_steps_per_s": (self.step - start_step) / elapsed,
-                        "updates_per_s": (self.updates - start_updates) / elapsed})
+                        "updates_per_s": (self.updates - start_updates) / elapsed, "minutes": self._seconds() / 60})
         self.logger.write(self.step, metrics)
         shown = {k: metrics[k] for k in ("episode_return", "model_loss", "actor_loss") if k in metrics}
         bar.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
@@ -447,7 +456,8 @@ class _Trainer:
         record = c.video_every_eval
         result = evaluate(self.agent, self.eval_envs, c.eval_episodes, record=record)
         self.last_eval = self.step
-        self.logger.write(self.step, {"eval_return": result["mean"], "eval_std": result["std"]})
+        self.logger.write(self.step, {"eval_return": result["mean"], "eval_std": result["std"],
+                                      "minutes": self._seconds() / 60})
         if record:
             from ..viz import plot_openloop, save_video
 

@@ -67,6 +67,20 @@ def draw_curves(logdir: str, others: list[str], out: Path) -> None:
     fig.savefig(out / "learning_curve.png", dpi=90)
 
 
+def first_reach(metrics: dict[str, np.ndarray], level: float, action_repeat: int) -> str:
+    """When the evaluation curve first reached `level`: policy steps, frames, updates and wall-clock minutes (the
+    `minutes` column, summed over sittings; runs of package 0.2.0 did not log it), or "never"."""
+    evals = np.flatnonzero(metrics["eval_return"] >= level)
+    if not len(evals):
+        return "never"
+    row, step = evals[0], int(metrics["step"][evals[0]])
+    before = np.flatnonzero((metrics["step"] <= step) & ~np.isnan(metrics["updates"]))
+    updates = f", {int(metrics['updates'][before[-1]]):,} updates" if len(before) else ""
+    minutes = metrics.get("minutes", np.full(len(metrics["step"]), np.nan))[row]
+    clock = f", {minutes:.0f} min" if np.isfinite(minutes) else ""
+    return f"step {step:,} ({step * action_repeat:,} frames{updates}{clock})"
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdir")
@@ -96,7 +110,11 @@ def main(argv: list[str]) -> int:
              "| --- | --- | --- | --- | --- | --- | --- |",
              f"| {len(returns)} | {returns.mean():.1f} | {returns.std():.1f} | {returns.min():.1f} | "
              f"{returns.max():.1f} | {(returns < 800).sum()} | {(returns >= 900).sum()} |", "",
-             "Per episode (`eval_episodes.csv`): " + ", ".join(f"{r:.1f}" for r in returns)]
+             "Per episode (`eval_episodes.csv`): " + ", ".join(f"{r:.1f}" for r in returns), ""]
+    metrics = load_metrics(args.logdir)
+    lines += [f"Training's evaluation curve ({config.eval_episodes} greedy episodes every {config.eval_every:,} "
+              f"policy steps) first at {level} or more: {first_reach(metrics, level, config.action_repeat)}."
+              for level in (800, 900)]
     (out / "eval_table.md").write_text("\n".join(lines) + "\n")
     write_csv(result, out / "eval_episodes.csv")
     for name, episode in (("best", int(returns.argmax())), ("worst", int(returns.argmin()))):
