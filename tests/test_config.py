@@ -15,6 +15,9 @@ def test_presets_and_overrides():
     assert (paper.kl_balance, paper.gamma, paper.lambda_, paper.adam_eps) == (0.8, 0.999, 0.95, 1e-5)
     assert Config.preset("debug", horizon=3).horizon == 3
     assert Config.preset("carracing").env == "CarRacing-v3"
+    # The CPU recipe drives with one throttle axis; everything else keeps the env's gas and brake.
+    assert (Config.preset("carracing_cpu").car_actions, Config.preset("carracing").car_actions) == ("throttle",
+                                                                                                   "gas_brake")
     # The recipe fields default to torch's init, no weight decay and raw rewards; `paper` sets the authors' values.
     assert (Config().reward_transform, Config().weight_decay, Config().init) == ("none", 0.0, "torch")
     assert (paper.reward_transform, paper.weight_decay, paper.init) == ("tanh", 1e-6, "glorot")
