@@ -108,19 +108,19 @@ def main(argv: list[str] | None = None) -> int:
             for n in args.num_envs:
                 random = bench_collection(preset, n, args.steps, policy=False, device=args.device)
                 agent = bench_collection(preset, n, args.steps, policy=True, device=args.device)
-                print(f"{preset:10s} {n:3d} envs: {random:7.1f} policy steps/s with random actions, "
+                print(f"{preset:13s} {n:3d} envs: {random:7.1f} policy steps/s with random actions, "
                       f"{agent:7.1f} with the agent's policy", flush=True)
         return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {args.device}, "
           f"precision {args.precision}, {'continuous' if args.continuous else 'discrete'} actions"
           f"{', compiled' if args.compile else ''}")
-    print(f"{'preset':10s} {'batch':>7s} {'WM params':>10s} {'WM update':>11s} {'WM upd/s':>9s} {'train_step':>11s} "
+    print(f"{'preset':13s} {'batch':>7s} {'WM params':>10s} {'WM update':>11s} {'WM upd/s':>9s} {'train_step':>11s} "
           f"{'updates/s':>10s}")
     for preset in args.presets:
         r = bench_preset(preset, args.updates, not args.continuous, device=args.device, precision=args.precision,
                          compile=args.compile)
         c = Config.preset(preset)
-        print(f"{preset:10s} {c.batch_size:>3d}x{c.batch_length:<3d} {r['wm_params_M']:>9.2f}M "
+        print(f"{preset:13s} {c.batch_size:>3d}x{c.batch_length:<3d} {r['wm_params_M']:>9.2f}M "
               f"{r['world_model_s']:>10.3f}s {1 / r['world_model_s']:>9.2f} {r['train_step_s']:>10.3f}s "
               f"{1 / r['train_step_s']:>10.2f}", flush=True)
     return 0

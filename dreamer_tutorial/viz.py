@@ -396,8 +396,12 @@ def save_video(frames, path: str | Path, fps: int = 15) -> Path:
     """Write (T, H, W, 3) uint8 frames to an .mp4 (ffmpeg via imageio) or .gif file; returns the path written.
 
     Without an ffmpeg backend (imageio-ffmpeg not installed) an .mp4 request falls back to a .gif next to it,
-    so a training run never stops because of a missing video codec.
+    so a training run never stops because of a missing video codec. The ffmpeg plugin is named explicitly:
+    left to choose, imageio hands an .mp4 to whatever plugin is installed (tifffile on the GPU image), which fails
+    on the `fps` argument.
     """
+    import importlib.util
+
     import imageio.v2 as imageio
 
     frames = _frames(frames)
@@ -406,12 +410,13 @@ def save_video(frames, path: str | Path, fps: int = 15) -> Path:
     if path.suffix != ".gif":
         # 64x64 frames are upscaled 4x (nearest) so players do not blur them; macro_block_size 16 divides 256.
         big = frames.repeat(4, axis=1).repeat(4, axis=2)
-        try:
-            imageio.mimsave(path, list(big), fps=fps, macro_block_size=16)
-            return path
-        except (ImportError, ValueError, RuntimeError):  # no ffmpeg plugin or binary
-            path.unlink(missing_ok=True)
-            path = path.with_suffix(".gif")
+        if importlib.util.find_spec("imageio_ffmpeg") is not None:
+            try:
+                imageio.mimsave(path, list(big), format="FFMPEG", fps=fps, macro_block_size=16)
+                return path
+            except (ImportError, ValueError, RuntimeError):  # the plugin is there, its ffmpeg binary is not
+                path.unlink(missing_ok=True)
+        path = path.with_suffix(".gif")
     imageio.mimsave(path, list(frames), duration=1000 / fps, loop=0)
     return path
 

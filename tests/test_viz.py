@@ -212,6 +212,16 @@ def test_save_video_falls_back_to_gif_without_ffmpeg(tmp_path, monkeypatch):
     assert not (tmp_path / "v.mp4").exists()
 
 
+def test_save_video_falls_back_to_gif_when_imageio_ffmpeg_is_missing(tmp_path, monkeypatch):
+    # The GPU image has imageio and tifffile but not imageio-ffmpeg: an .mp4 must become a .gif, not reach tifffile.
+    import sys
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # `import imageio_ffmpeg` now raises ImportError
+    path = viz.save_video(frames(5), tmp_path / "v.mp4")
+    assert path.suffix == ".gif" and len(imageio.mimread(path)) == 5
+    assert not (tmp_path / "v.mp4").exists()
+
+
 def arrows(ax):
     """(source label, target label, arrowprops) of every node-to-node arrow of a `viz._graph` diagram."""
     nodes = {tuple(np.round(t.get_position(), 6)): t.get_text() for t in ax.texts if t.get_bbox_patch() is not None}

@@ -7,6 +7,9 @@
 #   bash results/carracing/gpu_run.sh wait     # calls 3..: sleep ~9 min, print progress and GPU utilisation
 #   bash results/carracing/gpu_run.sh report   # last call: 20+ eval episodes on fresh tracks, files into $OUT
 #   bash results/carracing/gpu_run.sh peer     # sheeprl dreamer_v2 at the same sizes (the peer ratio, ~3 min)
+#   bash results/carracing/gpu_run.sh short    # one call for a short loan (<= 15 min): the benchmarks above in order
+#                                              # of priority, each stage time-boxed, files into $OUT as they finish,
+#                                              # then a 6k-step CUDA training run of the carracing preset
 #
 # Every call needs the wheels the GPU image lacks: ../shared/tools/gpu-wheels.sh, and `carry: [".whl"]`;
 # `peer` also needs benchmarks/peer-wheels.sh run here and `carry: [".whl", ".whl-peer"]`.
@@ -47,10 +50,34 @@ case "${1:-}" in
     python3 -m dreamer_tutorial.bench --presets paper --device cuda --updates 20 --precision bf16 \
       2>&1 | tee -a "$OUT/bench_peer.txt"
     ;;
+  short)
+    stage() { local limit=$1 name=$2; shift 2; echo "== $name" >&2
+      timeout "$limit" "$@" 2>&1 | grep -v Warning | tee "$OUT/$name.txt" || echo "($name: stopped after ${limit}s)"; }
+    { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nproc
+      python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'; } > "$OUT/hardware.txt"
+    cat "$OUT/hardware.txt"
+    stage 75 bench_fp32 python3 -m dreamer_tutorial.bench --presets small carracing_cpu carracing paper --device cuda \
+      --updates 20 --continuous
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/peer .whl-peer/*.whl
+    stage 120 bench_peer bash -c 'for precision in 32-true bf16-mixed; do
+        PYTHONPATH=/tmp/peer:/tmp/site python3 benchmarks/sheeprl_dreamer_v2.py --size paper --device cuda \
+          --precision $precision --updates 20; done
+      for precision in fp32 bf16; do python3 -m dreamer_tutorial.bench --presets paper --device cuda --updates 20 \
+          --precision $precision; done'
+    stage 45 bench_bf16 python3 -m dreamer_tutorial.bench --presets carracing paper --device cuda --updates 20 \
+      --precision bf16 --continuous
+    stage 45 bench_collect python3 -m dreamer_tutorial.bench --collect --presets carracing --num_envs 1 4 16 \
+      --steps 1600 --device cuda
+    stage 120 train_cuda python3 -m dreamer_tutorial.train --preset carracing --steps 6000 --prefill 2000 \
+      --eval_every 6000 --eval_episodes 2 --log_every 1000 --logdir "$RUN/smoke" --device cuda --no-progress
+    cp "$RUN/smoke/metrics.csv" "$OUT/train_cuda_metrics.csv" 2>/dev/null || true
+    stage 60 bench_compile python3 -m dreamer_tutorial.bench --presets carracing --device cuda --updates 20 \
+      --precision bf16 --compile --continuous
+    ;;
   report)
     python3 results/carracing/report.py "$RUN/carracing" "$OUT" --episodes 24
     cp "$RUN/log" "$OUT/train_log.txt"
     ;;
   *)
-    echo "usage: $0 bench|start|wait [seconds]|report|peer" >&2; exit 2 ;;
+    echo "usage: $0 bench|start|wait [seconds]|report|peer|short" >&2; exit 2 ;;
 esac
