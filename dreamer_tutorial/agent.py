@@ -89,12 +89,15 @@ class Dreamer(nn.Module):
 
     @torch.no_grad()
     def policy(self, obs, state: tuple[State, torch.Tensor] | None = None, training: bool = True,
-               is_first=None) -> tuple[np.ndarray, tuple[State, torch.Tensor]]:
+               is_first=None, sample: bool | None = None) -> tuple[np.ndarray, tuple[State, torch.Tensor]]:
         """Actions (N, A) for a batch of uint8 frames (N, H, W, 3) (a single frame (H, W, 3) is also accepted).
 
         `state` is what the previous call returned (None at the start: every row is then a first step);
         `is_first` (N,) marks rows whose episode just started, where the recurrent state is reset.
         Discrete actions come back one-hot. Returns (actions, new_state).
+        `training` picks the exploration actor where there is one; `sample` (default: `training`) draws the action
+        from the actor's distribution instead of taking its mode, so `training=False, sample=True` is the task
+        actor's sampled policy, which evaluation can compare with the greedy one.
         """
         obs = torch.as_tensor(np.asarray(obs), device=self.device)
         if obs.dim() == 3:
@@ -114,7 +117,7 @@ class Dreamer(nn.Module):
             latent, _ = self.world_model.rssm.obs_step(latent, prev_action, embed, first)
             behavior = self.expl_behavior if (training and self.expl_behavior is not None) else self.task_behavior
             dist = behavior.actor(latent.feat)
-            action = dist.rsample() if training else dist.mode()
+            action = dist.rsample() if (training if sample is None else sample) else dist.mode()
         action = action.float()
         return action.cpu().numpy(), (latent.map(lambda x: x.float()), action)
 

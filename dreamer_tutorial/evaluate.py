@@ -1,12 +1,14 @@
 """Command line: evaluate a trained agent's greedy policy over many episodes.
 
     python -m dreamer_tutorial.evaluate --logdir D [--episodes 100] [--seed S] [--num_envs N] [--device cpu]
-                                        [--csv PATH] [--video out.mp4] [--no-progress]
+                                        [--csv PATH] [--video out.mp4] [--sample] [--no-progress]
 
 Loads the agent from D/checkpoints/latest.pt, runs `--episodes` episodes with the actor's mode on `--num_envs`
 parallel copies of the run's env (the env, frame size, action repeat and time limit it was trained with),
 prints mean ± std, min and max of the returns, and writes one CSV row per episode (episode, seed, return) to
-D/eval_<N>ep_seed<S>.csv. With `--video`, the first episode is saved as a video.
+D/eval_<N>ep_seed<S>.csv. With `--video`, the first episode is saved as a video. With `--sample` the actions are
+drawn from the task actor's distribution, as during training, instead of taking its mode (CSV
+D/eval_<N>ep_seed<S>_sampled.csv): the gap between the two tells whether the greedy mode is a good driver.
 
 Seeds: training uses env seeds below 100000 and the evaluations during training 1000000 and up, so the default
 777000 gives tracks the agent never saw. Every episode has a seed of its own: the episodes run in waves of N (one
@@ -51,13 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="torch device (default: the run's config)")
     parser.add_argument("--csv", default=None, help="per-episode returns (default: LOGDIR/eval_<N>ep_seed<S>.csv)")
     parser.add_argument("--video", default=None, help="save the first episode here (.mp4 or .gif)")
+    parser.add_argument("--sample", action="store_true",
+                        help="draw actions from the actor's distribution instead of taking its mode")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
 def evaluate_episodes(agent, config, episodes: int, seed: int = EVAL_SEED, num_envs: int | None = None,
-                      record: bool = False, progress: bool = False) -> dict:
+                      record: bool = False, progress: bool = False, sample: bool = False) -> dict:
     """Greedy returns of `episodes` episodes, episode e on env seed `seed + e` (waves of num_envs sub-envs).
+    With `sample`, the actions are drawn from the actor instead (its mode is the greedy action).
 
     Returns {"episodes": [0..], "seeds": [...], "returns": [...]} in episode order, plus "frames" of episode 0
     with `record`.
@@ -74,7 +79,7 @@ def evaluate_episodes(agent, config, episodes: int, seed: int = EVAL_SEED, num_e
         for first in range(0, episodes, num_envs):
             torch.manual_seed(seed + first)
             stats = evaluate(agent, envs, min(num_envs, episodes - first), seed=seed + first,
-                             record=record and first == 0)
+                             record=record and first == 0, sample=sample)
             returns += stats["returns"]  # at most one episode per sub-env: in sub-env (= episode) order
             frames = stats.get("frames", frames)
             bar.update(len(stats["returns"]))
@@ -104,11 +109,13 @@ def run(args: argparse.Namespace) -> str:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
     agent, config = load_agent(args.logdir, device=args.device)
     result = evaluate_episodes(agent, config, args.episodes, args.seed, args.num_envs, record=args.video is not None,
-                               progress=not args.no_progress)
-    csv_path = write_csv(result, args.csv or Path(args.logdir) / f"eval_{args.episodes}ep_seed{args.seed}.csv")
+                               progress=not args.no_progress, sample=args.sample)
+    suffix = "_sampled" if args.sample else ""
+    csv_path = write_csv(result, args.csv or Path(args.logdir) / f"eval_{args.episodes}ep_seed{args.seed}{suffix}.csv")
     r = np.array(result["returns"])
+    policy = "sampled" if args.sample else "greedy"
     summary = (f"{config.env}: return {r.mean():.1f} ± {r.std():.1f} (min {r.min():.1f}, max {r.max():.1f}) over "
-               f"{args.episodes} episodes, greedy policy, env seeds {args.seed}..{args.seed + args.episodes - 1}; "
+               f"{args.episodes} episodes, {policy} policy, env seeds {args.seed}..{args.seed + args.episodes - 1}; "
                f"per episode in {csv_path}")
     if args.video is not None:
         summary += f"; first episode in {save_video(result['frames'], args.video)}"

@@ -82,6 +82,23 @@ def test_policy_acts_greedily_when_evaluating_and_samples_when_training():
             assert np.all(np.abs(a1) <= 1)
 
 
+def test_sampled_evaluation_draws_from_the_task_actor_not_the_exploration_actor():
+    # training=False, sample=True: the task actor's distribution (not its mode, not Plan2Explore's actor).
+    agent = make_agent(discrete=False, intrinsic="plan2explore", expl_behavior=True)
+    frame = np.full((5, 64, 64, 3), 128, np.uint8)
+    torch.manual_seed(3)
+    actions, (latent, _) = agent.policy(frame, training=False, sample=True)
+    torch.manual_seed(3)
+    latent_again, _ = agent.world_model.rssm.obs_step(
+        agent.world_model.rssm.initial(5, agent.device), torch.zeros(5, agent.action_dim),
+        agent.world_model.embed(torch.as_tensor(frame)), torch.ones(5, dtype=torch.bool))
+    torch.testing.assert_close(latent_again.feat, latent.feat)  # same posterior draw: same RNG stream so far
+    task = agent.task_behavior.actor(latent.feat).rsample()
+    np.testing.assert_allclose(actions, task.detach().numpy(), atol=1e-6)
+    mode = agent.task_behavior.actor(latent.feat).mode().detach().numpy()
+    assert np.abs(actions - mode).max() > 1e-3  # a draw, not the greedy action
+
+
 def test_bad_observations_and_batches_are_rejected():
     agent = make_agent(discrete=True)
     with pytest.raises(TypeError, match="uint8"):

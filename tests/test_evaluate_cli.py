@@ -72,6 +72,16 @@ def test_default_seed_csv_path_and_video(run_dir, tmp_path, capsys):
     assert f"first episode in {video}" in capsys.readouterr().out
 
 
+def test_sampled_policy_has_its_own_csv_and_differs_from_greedy(run_dir, capsys):
+    args = ["--logdir", str(run_dir), "--episodes", "3", "--seed", "321", "--no-progress"]
+    assert main(args) == 0 and main(args + ["--sample"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "greedy policy" in out[0] and "sampled policy" in out[1] and "_sampled.csv" in out[1]
+    greedy, sampled = read_csv(run_dir / "eval_3ep_seed321.csv"), read_csv(run_dir / "eval_3ep_seed321_sampled.csv")
+    assert [r["seed"] for r in sampled] == [r["seed"] for r in greedy]  # the same tracks
+    assert [r["return"] for r in sampled] != [r["return"] for r in greedy]  # other actions, other returns
+
+
 def test_errors_are_one_line_and_exit_2(run_dir, tmp_path, capsys):
     assert main(["--logdir", str(tmp_path / "nothing"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()

@@ -98,8 +98,8 @@ def _random_actions(rng: np.random.Generator, n: int, action_dim: int, discrete:
 
 # --- evaluation ------------------------------------------------------------------------------------------------
 def evaluate(agent: Dreamer, env: gym.Env | gym.vector.VectorEnv, episodes: int, seed: int | None = None,
-             record: bool = False, progress: bool = False) -> dict:
-    """Run `episodes` full episodes with the greedy policy (the actor's mode).
+             record: bool = False, progress: bool = False, sample: bool = False) -> dict:
+    """Run `episodes` full episodes with the greedy policy (the actor's mode; with `sample`, actions drawn from it).
 
     `env` is a single env or a vector env (its sub-envs then run episodes in parallel; sub-env i runs episodes
     i, i + n, ... so short episodes are not favoured). Returns mean, std, min, max and per-episode `returns`
@@ -123,7 +123,7 @@ def evaluate(agent: Dreamer, env: gym.Env | gym.vector.VectorEnv, episodes: int,
     agent.eval()
     bar = tqdm(total=episodes, disable=not progress, unit="episode", dynamic_ncols=True)
     while any(len(r) < q for r, q in zip(returns, quota)):
-        actions, state = agent.policy(obs, state, training=False, is_first=is_first)
+        actions, state = agent.policy(obs, state, training=False, is_first=is_first, sample=sample)
         obs, reward, terminated, truncated, _ = envs.step(_to_env_actions(actions, agent.discrete))
         is_first, ended = _next_flags(ended, terminated, truncated)
         if record and not returns[0]:
