@@ -6,8 +6,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from PIL import Image
 
-from dreamer_tutorial import make_env
+from dreamer_tutorial import Config, make_env
 from dreamer_tutorial.envs import (
+    CAR_WRAPPERS,
     ActionRepeat,
     CarRacingActions,
     CarRacingThrottle,
@@ -196,6 +197,16 @@ def test_carracing_throttle_is_one_axis_for_gas_or_brake():
     assert _speed_after(gas_brake, [0, 1, 1]) < 0.5 < 20 < _speed_after(gas_brake, [0, 1, -1])
     with pytest.raises(ValueError, match="car_actions must be one of gas_brake, throttle"):
         make_env("CarRacing-v3", car_actions="pedals")
+
+
+def test_config_accepts_exactly_the_car_wrappers():
+    # Config keeps its own list of car_actions (config.py does not import gymnasium): it must not drift from envs.
+    for name in CAR_WRAPPERS:
+        assert Config(car_actions=name).car_actions == name
+    with pytest.raises(ValueError) as error:
+        Config(car_actions="pedals")
+    listed = str(error.value).split("must be one of ")[1].split(", got")[0]
+    assert listed.split(", ") == list(CAR_WRAPPERS)
 
 
 def test_action_map_is_gymnasiums_rescale_after_clipping():
