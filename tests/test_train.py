@@ -325,3 +325,17 @@ def test_minutes_count_the_wall_clock_over_sittings_and_resume_from_the_checkpoi
     rows = read_csv(tmp_path / "run" / "metrics.csv")
     later = [float(r["minutes"]) for r in rows if int(r["step"]) > 300]
     assert later and later == sorted(later) and later[0] > saved_seconds / 60, "the second sitting adds to the first"
+
+
+def test_resuming_a_checkpoint_without_a_clock_says_that_minutes_restart(tmp_path, capsys):
+    # Package 0.2.0's checkpoints hold no "seconds": the resumed sitting's minutes start at 0, and the run says so.
+    config = tiny(tmp_path)
+    train(config, progress=False)
+    path = tmp_path / "run" / "checkpoints" / CHECKPOINT
+    state = load_checkpoint(path)
+    del state["counters"]["seconds"]
+    save_checkpoint(path, state)
+    capsys.readouterr()
+    train(config.replace(steps=500), resume=True, progress=False)
+    err = capsys.readouterr().err
+    assert "holds no training clock (package 0.2.0)" in err and "step 300" in err

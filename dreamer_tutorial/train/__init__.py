@@ -359,6 +359,9 @@ class _Trainer:
         self.last_log, self.last_eval = counters["last_log"], counters["last_eval"]
         self.run_index = counters["run_index"] + 1
         self.seconds = counters.get("seconds", 0.0)  # checkpoints of package 0.2.0 did not count it
+        if "seconds" not in counters:
+            print(f"note: this checkpoint (step {self.step:,}) holds no training clock (package 0.2.0): the `minutes` "
+                  f"column restarts at 0 in this sitting; add the earlier sittings' minutes by hand", file=sys.stderr)
         torch.set_rng_state(state["rng"]["torch"])
         if torch.cuda.is_available() and state["rng"]["cuda"]:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
