@@ -122,8 +122,9 @@ def evaluate(agent: Dreamer, env: gym.Env | gym.vector.VectorEnv, episodes: int,
     was_training = agent.training
     agent.eval()
     bar = tqdm(total=episodes, disable=not progress, unit="episode", dynamic_ncols=True)
+    extra = {"sample": True} if sample else {}  # only when asked: the lessons' own agents need not know it
     while any(len(r) < q for r, q in zip(returns, quota)):
-        actions, state = agent.policy(obs, state, training=False, is_first=is_first, sample=sample)
+        actions, state = agent.policy(obs, state, training=False, is_first=is_first, **extra)
         obs, reward, terminated, truncated, _ = envs.step(_to_env_actions(actions, agent.discrete))
         is_first, ended = _next_flags(ended, terminated, truncated)
         if record and not returns[0]:
