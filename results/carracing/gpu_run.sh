@@ -21,6 +21,20 @@ STEPS=${STEPS:-100000}            # policy steps (x2 frames with action repeat 2
 mkdir -p "$RUN" "${OUT:-/tmp/out}"
 OUT=${OUT:-/tmp/out}
 
+install_peer() {  # sheeprl and what its dreamer_v2 imports, from the carried .whl-peer
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/peer .whl-peer/*.whl
+}
+peer_runs() {  # sheeprl dreamer_v2 at the paper size (fp32, bf16), then ours at the same size, in one sitting
+  for precision in 32-true bf16-mixed; do
+    PYTHONPATH=/tmp/peer:/tmp/site python3 benchmarks/sheeprl_dreamer_v2.py --size paper --device cuda \
+      --precision "$precision" --updates 20
+  done
+  for precision in fp32 bf16; do
+    python3 -m dreamer_tutorial.bench --presets paper --device cuda --updates 20 --precision "$precision"
+  done
+}
+export -f peer_runs
+
 case "${1:-}" in
   bench)
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/hardware.txt"
@@ -41,14 +55,8 @@ case "${1:-}" in
     nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv
     ;;
   peer)
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/peer .whl-peer/*.whl
-    for precision in 32-true bf16-mixed; do
-      PYTHONPATH=/tmp/peer:/tmp/site python3 benchmarks/sheeprl_dreamer_v2.py --size paper --device cuda \
-        --precision "$precision" --updates 20
-    done 2>&1 | grep -v Warning | tee "$OUT/bench_peer.txt"
-    python3 -m dreamer_tutorial.bench --presets paper --device cuda --updates 20 2>&1 | tee -a "$OUT/bench_peer.txt"
-    python3 -m dreamer_tutorial.bench --presets paper --device cuda --updates 20 --precision bf16 \
-      2>&1 | tee -a "$OUT/bench_peer.txt"
+    install_peer
+    peer_runs 2>&1 | grep -v Warning | tee "$OUT/bench_peer.txt"
     ;;
   short)
     stage() { local limit=$1 name=$2; shift 2; echo "== $name" >&2
@@ -58,12 +66,8 @@ case "${1:-}" in
     cat "$OUT/hardware.txt"
     stage 75 bench_fp32 python3 -m dreamer_tutorial.bench --presets small carracing_cpu carracing paper --device cuda \
       --updates 20 --continuous
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/peer .whl-peer/*.whl
-    stage 120 bench_peer bash -c 'for precision in 32-true bf16-mixed; do
-        PYTHONPATH=/tmp/peer:/tmp/site python3 benchmarks/sheeprl_dreamer_v2.py --size paper --device cuda \
-          --precision $precision --updates 20; done
-      for precision in fp32 bf16; do python3 -m dreamer_tutorial.bench --presets paper --device cuda --updates 20 \
-          --precision $precision; done'
+    install_peer
+    stage 120 bench_peer bash -c peer_runs
     stage 45 bench_bf16 python3 -m dreamer_tutorial.bench --presets carracing paper --device cuda --updates 20 \
       --precision bf16 --continuous
     stage 45 bench_collect python3 -m dreamer_tutorial.bench --collect --presets carracing --num_envs 1 4 16 \
