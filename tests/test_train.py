@@ -1,6 +1,8 @@
 """The training system: evaluation, checkpoints (atomic, resumable, interrupt-safe), logging, CLI, CarRacing."""
 
 import csv
+import importlib.util
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -12,6 +14,7 @@ from dreamer_tutorial.agent import Dreamer
 from dreamer_tutorial.train import (
     CHECKPOINT,
     _Trainer,
+    load_agent,
     load_checkpoint,
     make_vector_env,
     save_checkpoint,
@@ -339,3 +342,22 @@ def test_resuming_a_checkpoint_without_a_clock_says_that_minutes_restart(tmp_pat
     train(config.replace(steps=500), resume=True, progress=False)
     err = capsys.readouterr().err
     assert "holds no training clock (package 0.2.0)" in err and "step 300" in err
+
+
+def test_a_copy_without_the_replay_buffer_evaluates_the_same_agent_and_refuses_to_resume(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "slim", Path(__file__).parents[1] / "results/carracing/slim_checkpoint.py")
+    slim = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(slim)
+    config = tiny(tmp_path, steps=150)
+    train(config, progress=False)
+    assert slim.main([config.logdir, str(tmp_path / "slim")]) == 0
+    full, small = (Path(d) / "checkpoints" / CHECKPOINT for d in (config.logdir, tmp_path / "slim"))
+    assert small.stat().st_size < full.stat().st_size
+    assert "replay" not in load_checkpoint(small) and (tmp_path / "slim" / "metrics.csv").exists()
+    agent, _ = load_agent(tmp_path / "slim")
+    original, _ = load_agent(config.logdir)
+    for (name, a), b in zip(agent.state_dict().items(), original.state_dict().values(), strict=True):
+        assert torch.equal(a, b) if torch.is_tensor(a) else a == b, name  # weights, and extra state
+    with pytest.raises(ValueError, match="cannot resume: .* has no replay buffer"):
+        train(config.replace(steps=300, logdir=str(tmp_path / "slim")), resume=True, progress=False)

@@ -309,6 +309,9 @@ class _Trainer:
                              f"choose another logdir")
         saved = load_latest(self.logdir, fallback=True) if resume and has_run else None
         if saved is not None:
+            if "replay" not in saved:
+                raise ValueError(f"cannot resume: the checkpoint in {self.logdir} has no replay buffer (a copy "
+                                 f"made for evaluation); continue the run from its own logdir")
             self._check_resumable(Config(**saved["config"]), saved["counters"]["step"])
         torch.manual_seed(c.seed)
         self.rng = np.random.default_rng(c.seed)

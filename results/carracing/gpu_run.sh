@@ -10,11 +10,18 @@
 #   bash results/carracing/gpu_run.sh short    # one call for a short loan (<= 15 min): the benchmarks above in order
 #                                              # of priority, each stage time-boxed, files into $OUT as they finish,
 #                                              # then a 6k-step CUDA training run of the carracing preset
+#   bash results/carracing/gpu_run.sh eval DIR NAME  # a CPU run's 100-track evaluation on the machine's 16 cores
+#                                              # (~4 min instead of ~25 here): report.py's greedy evaluation in 16
+#                                              # processes, then the sampled policy on 16 envs, files into $OUT/NAME;
+#                                              # DIR made by results/carracing/slim_checkpoint.py (no replay buffer)
 #
 # Every call needs the wheels the GPU image lacks: ../shared/tools/gpu-wheels.sh, and `carry: [".whl"]`;
-# `peer` also needs benchmarks/peer-wheels.sh run here and `carry: [".whl", ".whl-peer"]`.
+# `peer` also needs benchmarks/peer-wheels.sh run here and `carry: [".whl", ".whl-peer"]`. `eval` carries only
+# gymnasium, box2d, pygame-ce and farama-notifications (WHEELS=.whl-eval, a folder holding those four from .whl)
+# and DIR, to stay within the 64 MiB a call can carry.
 set -euo pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  "${WHEELS:-.whl}"/*.whl
 export PYTHONPATH=/tmp/site:$PWD
 RUN=/tmp/run                      # outside the working tree, which is re-sent at every call
 STEPS=${STEPS:-100000}            # policy steps (x2 frames with action repeat 2)
@@ -82,6 +89,15 @@ case "${1:-}" in
     python3 results/carracing/report.py "$RUN/carracing" "$OUT" --episodes 24
     cp "$RUN/log" "$OUT/train_log.txt"
     ;;
+  eval)
+    dir=$2 name=$3
+    nproc; mkdir -p "$OUT/$name"
+    CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=1 timeout 330 python3 results/carracing/report.py "$dir" "$OUT/$name" \
+      --episodes 100 --jobs 16
+    CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=4 timeout 200 python3 -m dreamer_tutorial.evaluate --logdir "$dir" \
+      --episodes 100 --sample --num_envs 16 --csv "$OUT/$name/eval_sampled_episodes.csv" --no-progress
+    rm -f "$OUT/$name/metrics.csv"  # the run's own, already here; at most 8 files come back
+    ;;
   *)
-    echo "usage: $0 bench|start|wait [seconds]|report|peer|short" >&2; exit 2 ;;
+    echo "usage: $0 bench|start|wait [seconds]|report|peer|short|eval DIR NAME" >&2; exit 2 ;;
 esac
