@@ -13,7 +13,8 @@
 #   bash results/carracing/gpu_run.sh eval DIR NAME  # a CPU run's 100-track evaluation on the machine's 16 cores
 #                                              # (~4 min instead of ~25 here): report.py's greedy evaluation in 16
 #                                              # processes, then the sampled policy on 16 envs, files into $OUT/NAME;
-#                                              # DIR made by results/carracing/slim_checkpoint.py (no replay buffer)
+#                                              # DIR made by results/carracing/slim_checkpoint.py (no replay buffer);
+#                                              # SAMPLE=0 skips the sampled policy
 #
 # Every call needs the wheels the GPU image lacks: ../shared/tools/gpu-wheels.sh, and `carry: [".whl"]`;
 # `peer` also needs benchmarks/peer-wheels.sh run here and `carry: [".whl", ".whl-peer"]`. `eval` carries only
@@ -94,8 +95,8 @@ case "${1:-}" in
     nproc; mkdir -p "$OUT/$name"
     CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=1 timeout 330 python3 results/carracing/report.py "$dir" "$OUT/$name" \
       --episodes 100 --jobs 16
-    CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=4 timeout 200 python3 -m dreamer_tutorial.evaluate --logdir "$dir" \
-      --episodes 100 --sample --num_envs 16 --csv "$OUT/$name/eval_sampled_episodes.csv" --no-progress
+    [ "${SAMPLE:-1}" = 0 ] || CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=4 timeout 200 python3 -m dreamer_tutorial.evaluate \
+      --logdir "$dir" --episodes 100 --sample --num_envs 16 --csv "$OUT/$name/eval_sampled_episodes.csv" --no-progress
     rm -f "$OUT/$name/metrics.csv"  # the run's own, already here; at most 8 files come back
     ;;
   *)
