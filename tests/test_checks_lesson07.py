@@ -162,28 +162,28 @@ def test_train_step_grader_accepts_correct_agents(capsys):
     assert "your code (Other)" in capsys.readouterr().out
 
 
+def _train_step_with(agent, batch, detach: bool, invert_cont: bool):
+    """The reference train_step, with one of two bugs switched on: start states still attached to the world
+    model's graph, or the continuation flags inverted."""
+    loss, post, metrics = agent.world_model.loss(batch)
+    agent.model_opt.zero_grad()
+    loss.backward()
+    nn.utils.clip_grad_norm_(agent.world_model.parameters(), agent.config.grad_clip)
+    agent.model_opt.step()
+    start = post.map(lambda x: (x.detach() if detach else x).flatten(0, 1))
+    terminal = batch["is_terminal"].flatten().float()
+    agent.task_behavior.train_step(agent.world_model, start, terminal if invert_cont else 1.0 - terminal)
+    return {"model_loss": loss.item()}
+
+
 class NoDetach(Reference):
     def train_step(self, batch):
-        loss, post, metrics = self.world_model.loss(batch)
-        self.model_opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.world_model.parameters(), self.config.grad_clip)
-        self.model_opt.step()
-        start = post.map(lambda x: x.flatten(0, 1))  # still attached to the world model's graph
-        self.task_behavior.train_step(self.world_model, start, 1.0 - batch["is_terminal"].flatten().float())
-        return {"model_loss": loss.item()}
+        return _train_step_with(self, batch, detach=False, invert_cont=False)
 
 
 class InvertedCont(Reference):
     def train_step(self, batch):
-        loss, post, metrics = self.world_model.loss(batch)
-        self.model_opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.world_model.parameters(), self.config.grad_clip)
-        self.model_opt.step()
-        start = post.map(lambda x: x.detach().flatten(0, 1))
-        self.task_behavior.train_step(self.world_model, start, batch["is_terminal"].flatten().float())
-        return {"model_loss": loss.item()}
+        return _train_step_with(self, batch, detach=True, invert_cont=True)
 
 
 class NoZeroGrad(Reference):
