@@ -1,9 +1,10 @@
 """Command line: evaluate a trained agent's greedy policy over many episodes.
 
     python -m dreamer_tutorial.evaluate --logdir D [--episodes 100] [--seed S] [--num_envs N] [--device cpu]
-                                        [--csv PATH] [--video out.mp4] [--sample] [--no-progress]
+                                        [--csv PATH] [--video out.mp4] [--sample] [--best] [--no-progress]
 
-Loads the agent from D/checkpoints/latest.pt, runs `--episodes` episodes with the actor's mode on `--num_envs`
+Loads the agent from D/checkpoints/latest.pt (with `--best`: best.pt, the agent of the run's best evaluation
+during training, CSV D/eval_<N>ep_seed<S>_best.csv), runs `--episodes` episodes with the actor's mode on `--num_envs`
 parallel copies of the run's env (the env, frame size, action repeat and time limit it was trained with),
 prints mean ± std, min and max of the returns, and writes one CSV row per episode (episode, seed, return) to
 D/eval_<N>ep_seed<S>.csv. With `--video`, the first episode is saved as a video. With `--sample` the actions are
@@ -55,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", default=None, help="save the first episode here (.mp4 or .gif)")
     parser.add_argument("--sample", action="store_true",
                         help="draw actions from the actor's distribution instead of taking its mode")
+    parser.add_argument("--best", action="store_true",
+                        help="evaluate checkpoints/best.pt (the run's best evaluation during training), not latest.pt")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -107,13 +110,13 @@ def run(args: argparse.Namespace) -> str:
     """Evaluate as the parsed options say; returns the summary line."""
     if args.episodes < 1:  # before loading the agent: the cheap check first
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
-    agent, config = load_agent(args.logdir, device=args.device)
+    agent, config = load_agent(args.logdir, device=args.device, best=args.best)
     result = evaluate_episodes(agent, config, args.episodes, args.seed, args.num_envs, record=args.video is not None,
                                progress=not args.no_progress, sample=args.sample)
-    suffix = "_sampled" if args.sample else ""
+    suffix = ("_best" if args.best else "") + ("_sampled" if args.sample else "")
     csv_path = write_csv(result, args.csv or Path(args.logdir) / f"eval_{args.episodes}ep_seed{args.seed}{suffix}.csv")
     r = np.array(result["returns"])
-    policy = "sampled" if args.sample else "greedy"
+    policy = ("sampled" if args.sample else "greedy") + (" (best.pt)" if args.best else "")
     summary = (f"{config.env}: return {r.mean():.1f} ± {r.std():.1f} (min {r.min():.1f}, max {r.max():.1f}) over "
                f"{args.episodes} episodes, {policy} policy, env seeds {args.seed}..{args.seed + args.episodes - 1}; "
                f"per episode in {csv_path}")

@@ -114,3 +114,12 @@ def test_importing_the_cli_keeps_the_evaluate_function_callable(run_dir):
     result = dreamer_tutorial.evaluate(agent, envs, 1, seed=5)  # the module now, calling the function
     envs.close()
     assert set(result) == {"mean", "std", "min", "max", "returns"} and len(result["returns"]) == 1
+
+
+def test_best_evaluates_best_pt_into_its_own_csv(run_dir, capsys):
+    # the fixture's run evaluated once, at its end: best.pt holds the same agent as latest.pt
+    assert main(["--logdir", str(run_dir), "--episodes", "2", "--best", "--no-progress"]) == 0
+    assert "greedy (best.pt) policy" in capsys.readouterr().out
+    assert main(["--logdir", str(run_dir), "--episodes", "2", "--no-progress"]) == 0
+    best, latest = (read_csv(run_dir / f"eval_2ep_seed{EVAL_SEED}{s}.csv") for s in ("_best", ""))
+    assert best == latest and len(best) == 2

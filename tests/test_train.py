@@ -2,6 +2,7 @@
 
 import csv
 import importlib.util
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -361,3 +362,52 @@ def test_a_copy_without_the_replay_buffer_evaluates_the_same_agent_and_refuses_t
         assert torch.equal(a, b) if torch.is_tensor(a) else a == b, name  # weights, and extra state
     with pytest.raises(ValueError, match="cannot resume: .* has no replay buffer"):
         train(config.replace(steps=300, logdir=str(tmp_path / "slim")), resume=True, progress=False)
+
+
+def _scripted_evaluations(monkeypatch, means, snapshots):
+    """Replace the trainer's evaluation by returns from `means`, in order, keeping a copy of the agent's weights
+    at each evaluation in `snapshots` (step -> state dict)."""
+    training = sys.modules["dreamer_tutorial.train"]  # the module (the package's `train` is the function)
+    means = iter(means)
+
+    def scripted(agent, envs, episodes, **kwargs):
+        snapshots.append({k: v.clone() for k, v in agent.state_dict().items() if torch.is_tensor(v)})
+        mean = float(next(means))
+        return {"mean": mean, "std": 0.0, "returns": [mean] * episodes}
+
+    monkeypatch.setattr(training, "evaluate", scripted)
+
+
+def test_best_pt_holds_the_agent_of_the_best_evaluation_and_survives_resumes(tmp_path, monkeypatch):
+    config = tiny(tmp_path, steps=400, eval_every=100)
+    best_path = tmp_path / "run" / "checkpoints" / "best.pt"
+    snapshots = []
+    _scripted_evaluations(monkeypatch, [1.0, 5.0, 3.0, 2.0], snapshots)  # at steps 100, 200, 300, 400 (final)
+    train(config, progress=False)
+    assert len(snapshots) == 4
+    best = load_checkpoint(best_path)
+    assert best["counters"]["step"] == 200 and best["counters"]["eval_return"] == 5.0 and "replay" not in best
+    agent, _ = load_agent(config.logdir, best=True)
+    latest, _ = load_agent(config.logdir)
+    for name, value in snapshots[1].items():  # the weights at the step-200 evaluation, not the final ones
+        assert torch.equal(agent.state_dict()[name], value), name
+    assert any(not torch.equal(latest.state_dict()[k], v) for k, v in snapshots[1].items())
+    # best.pt was written twice (steps 100 and 200) and latest.pt once: no previous.pt, the old best.pt went nowhere
+    assert not (tmp_path / "run" / "checkpoints" / "previous.pt").exists()
+
+    # A resumed run reads the bar from best.pt: 4.0 and 4.5 do not beat 5.0, 6.0 does.
+    _scripted_evaluations(monkeypatch, [4.0, 4.5], snapshots)
+    train(config.replace(steps=600), resume=True, progress=False)
+    assert load_checkpoint(best_path)["counters"]["step"] == 200
+    assert "replay" in load_checkpoint(tmp_path / "run" / "checkpoints" / "previous.pt")  # the step-400 latest.pt
+    _scripted_evaluations(monkeypatch, [6.0], snapshots)
+    train(config.replace(steps=700), resume=True, progress=False)
+    assert load_checkpoint(best_path)["counters"] == {"step": 700, "updates": 60, "eval_return": 6.0, "eval_std": 0.0}
+
+
+def test_load_agent_best_without_best_pt_says_so(tmp_path):
+    config = tiny(tmp_path, steps=150)
+    train(config, progress=False)
+    (tmp_path / "run" / "checkpoints" / "best.pt").unlink()  # as in a run trained before best.pt existed
+    with pytest.raises(ValueError, match="no best.pt in .*a run writes it at its first evaluation"):
+        load_agent(config.logdir, best=True)

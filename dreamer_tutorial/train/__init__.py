@@ -12,7 +12,8 @@ Algorithm 1 is the straight-through gradient snippet), with parallel environment
         a_t ~ pi(a | posterior of the frames so far)      (every env of the vector env at once)
         x_{t+1}, r_{t+1} = envs.step(a_t); add to replay  (one row per env, see replay.py for the alignment)
         every train_every steps: agent.train_step(replay.sample(B, T))
-        every eval_every steps: greedy episodes on fresh env seeds, a video, an open-loop prediction image
+        every eval_every steps: greedy episodes on fresh env seeds, a video, an open-loop prediction image;
+                                the agent, when its evaluation is the best so far -> checkpoints/best.pt
         every checkpoint_minutes: model, optimisers, replay, counters, RNG states and the config
                                   -> checkpoints/latest.pt (the one before is kept as previous.pt)
 
@@ -50,6 +51,7 @@ from ..replay import SequenceReplay
 
 CHECKPOINT = "latest.pt"
 PREVIOUS = "previous.pt"
+BEST = "best.pt"  # the agent of the best evaluation so far (weights, optimisers, config; no replay)
 # Bumped whenever a checkpoint of an older package version would load into different behaviour (1: up to
 # 0.1.0; 2: truncated-Normal actor, authors' actor_grad_mix and intrinsic-reward scale).
 CHECKPOINT_FORMAT = 2
@@ -213,16 +215,17 @@ class DamagedCheckpoint(ValueError):
     """A checkpoint file that cannot be read (truncated, overwritten, not a checkpoint)."""
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
+def save_checkpoint(path: Path, state: dict, keep_previous: bool = True) -> None:
     """Atomic, and keeps the one before: write a temporary file, move the current checkpoint to previous.pt,
     rename the temporary file over it. A crash while writing leaves the last checkpoint untouched; a checkpoint
-    damaged later (disk, copy) still has its predecessor. The package version and checkpoint format are added."""
+    damaged later (disk, copy) still has its predecessor. The package version and checkpoint format are added.
+    With `keep_previous=False` (best.pt) the file is replaced, still atomically, and previous.pt is left alone."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     try:
         torch.save({**state, "format": CHECKPOINT_FORMAT, "version": __version__}, tmp)
-        if path.exists():
+        if path.exists() and keep_previous:
             os.replace(path, path.with_name(PREVIOUS))
         os.replace(tmp, path)
     finally:
@@ -283,9 +286,17 @@ def resume_config(logdir: str | Path, overrides: dict | None = None) -> Config:
     return Config(**{**saved, "logdir": str(logdir)}).replace(**(overrides or {}))
 
 
-def load_agent(logdir: str | Path, device: str | None = None) -> tuple[Dreamer, Config]:
-    """The agent of a finished (or interrupted) run, from `logdir/checkpoints/latest.pt`, ready to evaluate."""
-    state = load_latest(logdir)
+def load_agent(logdir: str | Path, device: str | None = None, best: bool = False) -> tuple[Dreamer, Config]:
+    """The agent of a finished (or interrupted) run, from `logdir/checkpoints/latest.pt`, ready to evaluate; with
+    `best`, the one of the run's best evaluation during training (`checkpoints/best.pt`) instead."""
+    if best:
+        path = Path(logdir) / "checkpoints" / BEST
+        if not path.is_file():
+            raise ValueError(f"no {BEST} in {path.parent}: a run writes it at its first evaluation (runs trained "
+                             f"before the package kept it have none)")
+        state = load_checkpoint(path)
+    else:
+        state = load_latest(logdir)
     config = Config(**state["config"])
     if device is not None:
         config = config.replace(device=device)
@@ -326,6 +337,8 @@ class _Trainer:
         self.seconds = 0.0  # wall clock of the kept steps over all sittings (steps dropped on a resume drop theirs)
         self.sitting_start = time.monotonic()
         self.run_index = 0  # how many times this run was started (resumes get new env seeds)
+        self.best_path = self.logdir / "checkpoints" / BEST
+        self.best_eval = self._best_so_far() if resume else -np.inf
         if saved is not None:
             self._restore(saved)
         self.logdir.mkdir(parents=True, exist_ok=True)
@@ -374,6 +387,18 @@ class _Trainer:
     def checkpoint(self) -> None:
         save_checkpoint(self.ckpt_path, self._state())
         self.last_checkpoint = time.monotonic()
+
+    def _best_so_far(self) -> float:
+        """The evaluation return of the agent in best.pt: read from the file, not from latest.pt, since a run that
+        crashed may have written best.pt after its last checkpoint. A damaged best.pt is replaced at the next
+        evaluation (with a warning now)."""
+        if not self.best_path.is_file():
+            return -np.inf
+        try:
+            return float(load_checkpoint(self.best_path)["counters"]["eval_return"])
+        except (ValueError, KeyError) as error:
+            print(f"warning: {error}; the next evaluation replaces {self.best_path}", file=sys.stderr)
+            return -np.inf
 
     def _seconds(self) -> float:
         return self.seconds + time.monotonic() - self.sitting_start
@@ -465,6 +490,12 @@ class _Trainer:
         self.last_eval = self.step
         self.logger.write(self.step, {"eval_return": result["mean"], "eval_std": result["std"],
                                       "minutes": self._seconds() / 60})
+        if result["mean"] > self.best_eval:
+            self.best_eval = result["mean"]
+            save_checkpoint(self.best_path, {
+                "agent": self.agent.checkpoint_state(), "config": self.config.to_dict(),
+                "counters": {"step": self.step, "updates": self.updates, "eval_return": result["mean"],
+                             "eval_std": result["std"]}}, keep_previous=False)
         if record:
             from ..viz import plot_openloop, save_video
 

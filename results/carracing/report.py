@@ -29,23 +29,23 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from dreamer_tutorial.evaluate import EVAL_SEED, evaluate_episodes, write_csv  # noqa: E402
-from dreamer_tutorial.train import load_agent  # noqa: E402
+from dreamer_tutorial.train import BEST, load_agent, load_checkpoint  # noqa: E402
 from dreamer_tutorial.viz import load_metrics, plot_curves, save_video  # noqa: E402
 
 
-def _evaluate_chunk(logdir: str, episodes: int, seed: int) -> dict:
+def _evaluate_chunk(logdir: str, episodes: int, seed: int, best: bool) -> dict:
     torch.set_num_threads(1)
-    agent, config = load_agent(logdir)
+    agent, config = load_agent(logdir, best=best)
     return evaluate_episodes(agent, config, episodes, seed=seed, progress=seed == EVAL_SEED)
 
 
-def evaluate_in_parallel(logdir: str, episodes: int, seed: int, jobs: int) -> dict:
+def evaluate_in_parallel(logdir: str, episodes: int, seed: int, jobs: int, best: bool = False) -> dict:
     """`evaluate_episodes` split into `jobs` processes by episode (one env each). Episode e is seeded with
     seed + e in any split, so the rows are the same as one process running them all."""
     size = -(-episodes // jobs)  # ceil
     chunks = [(start, min(size, episodes - start)) for start in range(0, episodes, size)]
     with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(pool.map(_evaluate_chunk, *zip(*[(logdir, n, seed + start) for start, n in chunks])))
+        parts = list(pool.map(_evaluate_chunk, *zip(*[(logdir, n, seed + start, best) for start, n in chunks])))
     return {"episodes": list(range(episodes)), "seeds": [seed + e for e in range(episodes)],
             "returns": [r for part in parts for r in part["returns"]]}
 
@@ -91,6 +91,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="evaluation env seeds (training used 0..)")
     parser.add_argument("--command", default=None,
                         help="the training command to record (default: the carracing preset's, with the run's steps)")
+    parser.add_argument("--best", action="store_true",
+                        help="evaluate the run's checkpoints/best.pt (its best evaluation in training), not latest.pt")
     parser.add_argument("--curve_only", action="store_true",
                         help="only copy metrics.csv and draw learning_curve.png (no evaluation)")
     args = parser.parse_args(argv)
@@ -99,12 +101,16 @@ def main(argv: list[str]) -> int:
     if args.curve_only:
         draw_curves(args.logdir, args.also, out)
         return 0
-    agent, config = load_agent(args.logdir)
-    result = evaluate_in_parallel(args.logdir, args.episodes, args.seed, args.jobs)
+    agent, config = load_agent(args.logdir, best=args.best)
+    result = evaluate_in_parallel(args.logdir, args.episodes, args.seed, args.jobs, args.best)
     returns = np.array(result["returns"])
     hardware = (torch.cuda.get_device_name() if torch.cuda.is_available()
                 else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)")
-    lines = [f"Greedy policy, {len(returns)} episodes on CarRacing-v3 tracks from env seeds {args.seed}.."
+    which = ""
+    if args.best:
+        step = load_checkpoint(Path(args.logdir) / "checkpoints" / BEST)["counters"]["step"]
+        which = f"The agent of best.pt (step {step:,}, the run's best evaluation during training). "
+    lines = [f"{which}Greedy policy, {len(returns)} episodes on CarRacing-v3 tracks from env seeds {args.seed}.."
              f"{args.seed + len(returns) - 1} (training used seeds < 100000), {hardware}.", "",
              "| episodes | mean | std | min | max | below 800 | 900 or more |",
              "| --- | --- | --- | --- | --- | --- | --- |",

@@ -3,9 +3,9 @@
     python results/carracing/slim_checkpoint.py RUN_LOGDIR OUT_LOGDIR
 
 A CarRacing checkpoint holds the replay buffer (1.1 GB at 90k policy steps) beside the agent (29 MB of weights
-and optimiser states). OUT_LOGDIR gets checkpoints/latest.pt with everything but the replay buffer, and the run's
-metrics.csv: enough for `load_agent`, `python -m dreamer_tutorial.evaluate` and `report.py`, not for `--resume`
-(`gpu_run.sh eval` evaluates such a copy on the device machine's 16 cores).
+and optimiser states). OUT_LOGDIR gets checkpoints/latest.pt with everything but the replay buffer, the run's
+best.pt if it has one, and its metrics.csv: enough for `load_agent`, `python -m dreamer_tutorial.evaluate` and
+`report.py`, not for `--resume` (`gpu_run.sh eval` evaluates such a copy on the device machine's 16 cores).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from dreamer_tutorial.train import load_latest
+from dreamer_tutorial.train import BEST, load_latest
 
 
 def main(argv: list[str]) -> int:
@@ -29,6 +29,8 @@ def main(argv: list[str]) -> int:
     (target / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.save(state, target / "checkpoints" / "latest.pt")
     shutil.copy(source / "metrics.csv", target / "metrics.csv")
+    if (source / "checkpoints" / BEST).exists():  # already without replay
+        shutil.copy(source / "checkpoints" / BEST, target / "checkpoints" / BEST)
     size = (target / "checkpoints" / "latest.pt").stat().st_size / 2**20
     print(f"{target}: step {state['counters']['step']:,}, checkpoint without replay {size:.1f} MiB")
     return 0
