@@ -397,7 +397,8 @@ class _Trainer:
         try:
             return float(load_checkpoint(self.best_path)["counters"]["eval_return"])
         except (ValueError, KeyError) as error:
-            print(f"warning: {error}; the next evaluation replaces {self.best_path}", file=sys.stderr)
+            print(f"warning: cannot read the evaluation return in {self.best_path} ({type(error).__name__}: {error}); "
+                  f"the next evaluation replaces it", file=sys.stderr)
             return -np.inf
 
     def _seconds(self) -> float:
