@@ -411,3 +411,15 @@ def test_load_agent_best_without_best_pt_says_so(tmp_path):
     (tmp_path / "run" / "checkpoints" / "best.pt").unlink()  # as in a run trained before best.pt existed
     with pytest.raises(ValueError, match="no best.pt in .*a run writes it at its first evaluation"):
         load_agent(config.logdir, best=True)
+
+
+def test_a_damaged_best_pt_is_reported_and_replaced_at_the_next_evaluation(tmp_path, monkeypatch, capsys):
+    config = tiny(tmp_path, steps=200, eval_every=100)
+    _scripted_evaluations(monkeypatch, [3.0, 2.0], [])
+    train(config, progress=False)
+    best_path = tmp_path / "run" / "checkpoints" / "best.pt"
+    best_path.write_bytes(b"not a checkpoint")
+    _scripted_evaluations(monkeypatch, [1.0], [])  # lower than the lost 3.0: replaces it all the same
+    train(config.replace(steps=300), resume=True, progress=False)
+    assert "cannot read the evaluation return in" in capsys.readouterr().err
+    assert load_checkpoint(best_path)["counters"]["eval_return"] == 1.0
