@@ -29,8 +29,9 @@ def action_table(logdir: str, window: int) -> list[str]:
     config = Config(**state["config"])
     replay = state["replay"]
     filled = int(replay["filled"][0])
-    # oldest row first: once the replay is full, writing goes on at `pos` over the oldest rows
-    order = np.roll(np.arange(filled), -int(replay["pos"][0]) if filled == replay["action"].shape[1] else 0)
+    # oldest row first: once the replay is full, writing goes on at `pos` over the oldest rows (before that
+    # pos == filled, and rolling by the whole length keeps the stored order)
+    order = np.roll(np.arange(filled), -int(replay["pos"][0]))
     actions = replay["action"][0, :filled].numpy()[order]
     rewards = replay["reward"][0, :filled].numpy()[order]
     first = replay["is_first"][0, :filled].numpy().astype(bool)[order]

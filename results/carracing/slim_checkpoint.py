@@ -14,9 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
-
-from dreamer_tutorial.train import BEST, load_latest
+from dreamer_tutorial.train import BEST, CHECKPOINT, load_latest, save_checkpoint
 
 
 def main(argv: list[str]) -> int:
@@ -26,12 +24,11 @@ def main(argv: list[str]) -> int:
     source, target = Path(argv[0]), Path(argv[1])
     state = load_latest(source)
     del state["replay"]
-    (target / "checkpoints").mkdir(parents=True, exist_ok=True)
-    torch.save(state, target / "checkpoints" / "latest.pt")
+    save_checkpoint(target / "checkpoints" / CHECKPOINT, state)
     shutil.copy(source / "metrics.csv", target / "metrics.csv")
     if (source / "checkpoints" / BEST).exists():  # already without replay
         shutil.copy(source / "checkpoints" / BEST, target / "checkpoints" / BEST)
-    size = (target / "checkpoints" / "latest.pt").stat().st_size / 2**20
+    size = (target / "checkpoints" / CHECKPOINT).stat().st_size / 2**20
     print(f"{target}: step {state['counters']['step']:,}, checkpoint without replay {size:.1f} MiB")
     return 0
 
