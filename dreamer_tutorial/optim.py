@@ -20,7 +20,8 @@ class AdamWithDecay(torch.optim.Adam):
     """`torch.optim.Adam` that multiplies every parameter by (1 - weight_decay) before each Adam step.
 
     With weight_decay = 0 it is plain Adam. The decay is kept outside the parameter groups, so the state dict is
-    exactly Adam's (checkpoints load either way) and the decay always comes from the config.
+    exactly Adam's (checkpoints load either way) and the decay always comes from the config; so do the learning
+    rate and epsilon, also after `load_state_dict`.
     """
 
     def __init__(self, params: Iterable[torch.Tensor], lr: float, eps: float, weight_decay: float = 0.0):
@@ -28,6 +29,15 @@ class AdamWithDecay(torch.optim.Adam):
             raise ValueError(f"weight_decay must lie in [0, 1), got {weight_decay!r}")
         super().__init__(params, lr, eps=eps)
         self.weight_decay = weight_decay
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Adam's moments and step counts from `state_dict`, but the learning rate and epsilon this optimiser was
+        built with. torch's `load_state_dict` would restore the saved ones too, so a run resumed with a new
+        learning rate (`--resume --actor_lr 2e-5`) would silently keep training at the old one."""
+        settings = [{"lr": group["lr"], "eps": group["eps"]} for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, kept in zip(self.param_groups, settings):
+            group.update(kept)
 
     def __getstate__(self) -> dict:  # torch's Optimizer pickles only its own fields: keep the decay on copies
         return {**super().__getstate__(), "weight_decay": self.weight_decay}

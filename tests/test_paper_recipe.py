@@ -81,6 +81,30 @@ def test_weight_decay_zero_is_plain_adam():
         AdamWithDecay([a], 1e-3, 1e-5, 1.0)
 
 
+def test_a_loaded_state_brings_the_moments_but_the_learning_rate_and_eps_stay_the_new_ones():
+    # A run resumed with a lower learning rate must step with it: torch's load_state_dict alone would restore
+    # the saved lr and eps. The next step is checked against Adam's update written out by hand.
+    torch.manual_seed(0)
+    old = nn.Parameter(torch.randn(4, dtype=torch.float64))
+    opt_old = AdamWithDecay([old], 1e-3, 1e-5)
+    for _ in range(3):
+        old.grad = torch.randn(4, dtype=torch.float64)
+        opt_old.step()
+    saved = opt_old.state_dict()
+    new = nn.Parameter(old.detach().clone())
+    opt_new = AdamWithDecay([new], 2e-4, 1e-8)
+    opt_new.load_state_dict(saved)
+    assert (opt_new.param_groups[0]["lr"], opt_new.param_groups[0]["eps"]) == (2e-4, 1e-8)
+    g = torch.randn(4, dtype=torch.float64)
+    m = 0.9 * saved["state"][0]["exp_avg"] + 0.1 * g
+    v = 0.999 * saved["state"][0]["exp_avg_sq"] + 0.001 * g ** 2
+    t = 4  # the loaded step count (3) plus this step
+    expected = old.detach() - 2e-4 * (m / (1 - 0.9 ** t)) / ((v / (1 - 0.999 ** t)).sqrt() + 1e-8)
+    new.grad = g
+    opt_new.step()
+    torch.testing.assert_close(new.detach(), expected, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("intrinsic,expl", [("none", False), ("plan2explore", True), ("curiosity", False)])
 def test_every_optimiser_of_the_agent_decays_every_trained_weight(intrinsic, expl):
     torch.manual_seed(0)

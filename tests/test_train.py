@@ -293,6 +293,19 @@ def test_cli_resumes_from_the_logdir_alone_with_the_saved_config(tmp_path, capsy
     assert saved["config"]["steps"] == 250  # the explicit option overrides it
 
 
+def test_cli_resume_with_new_learning_rates_trains_with_them(tmp_path):
+    # The optimiser states come from the checkpoint, the learning rates from the resumed config.
+    logdir = str(tmp_path / "cli")
+    common = ["--device", "cpu", "--eval_episodes", "1", "--video_every_eval", "false", "--logdir", logdir,
+              "--no-progress"]
+    assert main(["--preset", "debug", "--steps", "150", "--prefill", "100", *common]) == 0
+    assert main(["--resume", "--steps", "160", "--actor_lr", "1e-5", "--model_lr", "2e-5", *common]) == 0
+    saved = load_checkpoint(tmp_path / "cli" / "checkpoints" / CHECKPOINT)
+    groups = {name: opt["param_groups"][0] for name, opt in saved["agent"]["optimizers"].items()}
+    assert (groups["actor"]["lr"], groups["model"]["lr"], groups["critic"]["lr"]) == (1e-5, 2e-5, 3e-4)
+    assert saved["agent"]["optimizers"]["model"]["state"][0]["step"] == 6  # 5 updates, then 1 more
+
+
 def test_resuming_with_other_network_sizes_is_refused_clearly(tmp_path):
     config = tiny(tmp_path, steps=150)
     train(config, progress=False)
