@@ -39,6 +39,11 @@ class AdamWithDecay(torch.optim.Adam):
         for group, kept in zip(self.param_groups, settings):
             group.update(kept)
 
+    def scale_lr(self, factor: float) -> None:
+        """Learn at `factor` times the learning rate this optimiser was built with (1.0: back to it)."""
+        for group in self.param_groups:
+            group["lr"] = self.defaults["lr"] * factor
+
     def __getstate__(self) -> dict:  # torch's Optimizer pickles only its own fields: keep the decay on copies
         return {**super().__getstate__(), "weight_decay": self.weight_decay}
 

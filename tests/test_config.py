@@ -18,6 +18,10 @@ def test_presets_and_overrides():
     # The CPU recipe drives with one throttle axis; everything else keeps the env's gas and brake.
     assert (Config.preset("carracing_cpu").car_actions, Config.preset("carracing").car_actions) == ("throttle",
                                                                                                    "gas_brake")
+    # The long CPU recipe is carracing_cpu to 110k steps with every learning rate at a quarter from 90k.
+    long, short = Config.preset("carracing_cpu_long"), Config.preset("carracing_cpu")
+    assert (long.steps, long.lr_drop_step, long.lr_drop) == (110_000, 90_000, 0.25)
+    assert long.replace(steps=short.steps, lr_drop_step=0, lr_drop=1.0) == short
     # The recipe fields default to torch's init, no weight decay and raw rewards; `paper` sets the authors' values.
     assert (Config().reward_transform, Config().weight_decay, Config().init) == ("none", 0.0, "torch")
     assert (paper.reward_transform, paper.weight_decay, paper.init) == ("tanh", 1e-6, "glorot")
@@ -49,6 +53,9 @@ def test_unknown_field_lists_valid_ones():
     ("car_actions", "pedals", "car_actions must be one of gas_brake, throttle"),
     ("weight_decay", -1e-6, r"weight_decay must lie in \[0, 1\)"),
     ("weight_decay", 1.0, r"weight_decay must lie in \[0, 1\)"),
+    ("lr_drop", 0.0, r"lr_drop must lie in \(0, 1\]"),
+    ("lr_drop", 2.0, r"lr_drop must lie in \(0, 1\]"),
+    ("lr_drop_step", -1, "lr_drop_step must be a non-negative integer"),
 ])
 def test_impossible_values_are_rejected(field, value, match):
     with pytest.raises(ValueError, match=match):

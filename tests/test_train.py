@@ -306,6 +306,31 @@ def test_cli_resume_with_new_learning_rates_trains_with_them(tmp_path):
     assert saved["agent"]["optimizers"]["model"]["state"][0]["step"] == 6  # 5 updates, then 1 more
 
 
+def test_learning_rates_drop_at_lr_drop_step_also_across_a_resume(tmp_path):
+    config = tiny(tmp_path, steps=180, lr_drop_step=200, lr_drop=0.25)
+    train(config, progress=False)
+
+    def rates():
+        saved = load_checkpoint(tmp_path / "run" / "checkpoints" / CHECKPOINT)
+        return {name: opt["param_groups"][0]["lr"] for name, opt in saved["agent"]["optimizers"].items()}
+
+    assert rates() == {"model": 1e-3, "actor": 3e-4, "critic": 3e-4}  # step 180: before the drop
+    trainer = _Trainer(config.replace(steps=300), None, resume=True, progress=False)
+    seen = []
+    train_step = trainer.agent.train_step
+
+    def spy(batch):  # the model's learning rate at each update, with the step it was made at
+        seen.append((trainer.step, trainer.agent.model_opt.param_groups[0]["lr"]))
+        return train_step(batch)
+
+    trainer.agent.train_step = spy
+    trainer.run()
+    before = {lr for step, lr in seen if step < 200}
+    after = {lr for step, lr in seen if step >= 200}
+    assert before == {1e-3} and after == {0.25e-3}
+    assert rates() == {"model": 0.25e-3, "actor": 0.25 * 3e-4, "critic": 0.25 * 3e-4}
+
+
 def test_resuming_with_other_network_sizes_is_refused_clearly(tmp_path):
     config = tiny(tmp_path, steps=150)
     train(config, progress=False)

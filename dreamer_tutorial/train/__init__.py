@@ -12,6 +12,7 @@ Algorithm 1 is the straight-through gradient snippet), with parallel environment
         a_t ~ pi(a | posterior of the frames so far)      (every env of the vector env at once)
         x_{t+1}, r_{t+1} = envs.step(a_t); add to replay  (one row per env, see replay.py for the alignment)
         every train_every steps: agent.train_step(replay.sample(B, T))
+                                 (from lr_drop_step on, at lr_drop times every learning rate)
         every eval_every steps: greedy episodes on fresh env seeds, a video, an open-loop prediction image;
                                 the agent, when its evaluation is the best so far -> checkpoints/best.pt
         every checkpoint_minutes: model, optimisers, replay, counters, RNG states and the config
@@ -464,7 +465,10 @@ class _Trainer:
     def _train_due(self) -> None:
         c = self.config
         due = (self.step - c.prefill) // c.train_every if self.step >= c.prefill else 0
+        lr_factor = c.lr_drop if c.lr_drop_step and self.step >= c.lr_drop_step else 1.0
         while self.updates < due and self.replay.can_sample(c.batch_length):
+            for opt in self.agent.optimizers().values():
+                opt.scale_lr(lr_factor)
             batch = self.replay.sample(c.batch_size, c.batch_length, self.agent.device)
             for key, value in self.agent.train_step(batch).items():
                 self.train_metrics.setdefault(key, []).append(value)
