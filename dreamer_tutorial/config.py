@@ -248,6 +248,6 @@ _PRESETS: dict[str, dict] = {
 }
 # carracing_cpu continued: at 90k steps every learning rate drops to a quarter, and the run goes on to 110k (about
 # 4 hours on 2 cores). With constant rates seed 0 fell from 822.5 at 90k to 767.1 at 120k; with the drop it rose
-# to 879.5 at 110k (results/carracing-cpu/README.md).
+# to 879.5 at 110k, while seed 1 went from 809.9 to 795.8 (results/carracing-cpu/README.md).
 _PRESETS["carracing_cpu_long"] = {**_PRESETS["carracing_cpu"], "steps": 110_000, "lr_drop_step": 90_000,
                                   "lr_drop": 0.25}
