@@ -34,10 +34,9 @@ class AdamWithDecay(torch.optim.Adam):
         """Adam's moments and step counts from `state_dict`, but the learning rate and epsilon this optimiser was
         built with. torch's `load_state_dict` would restore the saved ones too, so a run resumed with a new
         learning rate (`--resume --actor_lr 2e-5`) would silently keep training at the old one."""
-        settings = [{"lr": group["lr"], "eps": group["eps"]} for group in self.param_groups]
         super().load_state_dict(state_dict)
-        for group, kept in zip(self.param_groups, settings):
-            group.update(kept)
+        for group in self.param_groups:
+            group.update(lr=self.defaults["lr"], eps=self.defaults["eps"])
 
     def scale_lr(self, factor: float) -> None:
         """Learn at `factor` times the learning rate this optimiser was built with (1.0: back to it)."""

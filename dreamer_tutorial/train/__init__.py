@@ -466,9 +466,9 @@ class _Trainer:
         c = self.config
         due = (self.step - c.prefill) // c.train_every if self.step >= c.prefill else 0
         lr_factor = c.lr_drop if c.lr_drop_step and self.step >= c.lr_drop_step else 1.0
+        for opt in self.agent.optimizers().values():
+            opt.scale_lr(lr_factor)
         while self.updates < due and self.replay.can_sample(c.batch_length):
-            for opt in self.agent.optimizers().values():
-                opt.scale_lr(lr_factor)
             batch = self.replay.sample(c.batch_size, c.batch_length, self.agent.device)
             for key, value in self.agent.train_step(batch).items():
                 self.train_metrics.setdefault(key, []).append(value)
