@@ -188,7 +188,13 @@ class ResizeObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs)
 
 
 class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Apply each action `repeat` times and sum the rewards; stop as soon as the episode ends."""
+    """Apply each action `repeat` times and sum the rewards; stop as soon as the episode ends.
+
+    Only the last frame of a repeat is seen. CarRacing draws its frame at every physics step, and drawing is
+    nearly all of its step time, so for CarRacing (when no observation wrapper sits between) the frames in
+    between are not drawn: `step` returns exactly what drawing every frame returns (tests/test_envs.py), with half
+    the drawing at action repeat 2. When the episode ends on a frame in between, that frame is drawn then.
+    """
 
     def __init__(self, env: gym.Env, repeat: int):
         gym.utils.RecordConstructorArgs.__init__(self, repeat=repeat)
@@ -196,15 +202,73 @@ class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if repeat < 1:
             raise ValueError(f"action repeat must be >= 1, got {repeat}")
         self.repeat = repeat
+        self._car = _undrawn_car_racing(env)
 
     def step(self, action):
         total = 0.0
-        for _ in range(self.repeat):
-            obs, reward, terminated, truncated, info = self.env.step(action)
+        for i in range(self.repeat):
+            skip = self._car is not None and i < self.repeat - 1
+            if skip:
+                self._car.skip_drawing()
+            try:
+                obs, reward, terminated, truncated, info = self.env.step(action)
+            finally:
+                if skip:
+                    self._car.resume_drawing()
             total += float(reward)
             if terminated or truncated:
+                if skip:
+                    obs = self._car.draw_skipped()
                 break
         return obs, total, terminated, truncated, info
+
+
+def _undrawn_car_racing(env: gym.Env) -> _CarRacingDrawing | None:
+    """A `_CarRacingDrawing` when `env` is CarRacing under wrappers that pass its frames through unchanged."""
+    from gymnasium.envs.box2d.car_racing import CarRacing
+
+    layer = env
+    while isinstance(layer, gym.Wrapper):
+        if isinstance(layer, gym.ObservationWrapper):
+            return None
+        layer = layer.env
+    return _CarRacingDrawing(layer) if isinstance(layer, CarRacing) else None
+
+
+class _CarRacingDrawing:
+    """Turns CarRacing's drawing of its state frame off and on between physics steps.
+
+    CarRacing.step moves the car, then draws the frame (`_render("state_pixels")`), then subtracts the step's
+    -0.1 from the score that the frame shows. While skipping, the draw call returns the previous frame and only
+    notes the score; `draw_skipped` draws the frame afterwards with that score, which is the frame the step would
+    have drawn (nothing else that the drawing reads changes after it inside a step). Other render modes (a
+    "human" window, "rgb_array" videos) are drawn as usual."""
+
+    def __init__(self, car: gym.Env):
+        self.car, self.score = car, None
+
+    def skip_drawing(self) -> None:
+        car, draw = self.car, type(self.car)._render
+
+        def note_score(mode: str):
+            if mode != "state_pixels":
+                return draw(car, mode)
+            self.score = car.reward
+            return car.state.copy()  # a frame of its own, as every step returns (the step discards it)
+
+        car._render = note_score  # an instance attribute hides the class's method
+
+    def resume_drawing(self) -> None:
+        del self.car._render
+
+    def draw_skipped(self) -> np.ndarray:
+        car, shown = self.car, self.car.reward
+        car.reward = self.score
+        try:
+            car.state = car._render("state_pixels")
+        finally:
+            car.reward = shown
+        return car.state
 
 
 class NormalizeActions(gym.wrappers.RescaleAction):

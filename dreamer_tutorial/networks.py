@@ -91,9 +91,11 @@ def normal_nll(mean: torch.Tensor, target: torch.Tensor, event_dims: int = 0) ->
     """Negative log-likelihood of `target` under Normal(mean, 1), without the constant log(2 pi) / 2 per dim.
 
     That is 0.5 * (target - mean)^2, summed over the last `event_dims` dimensions (3 for an image (C, H, W)).
+    The sum names those dimensions instead of flattening them: frames in the channels-last memory of the
+    convolutions cannot be flattened without a copy (which made this function 2x slower on a training batch).
     """
     nll = 0.5 * (target - mean) ** 2
-    return nll.flatten(-event_dims).sum(-1) if event_dims else nll
+    return nll.sum(tuple(range(-event_dims, 0))) if event_dims else nll
 
 
 def bernoulli_nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -283,6 +283,41 @@ def test_action_repeat_sums_rewards_and_stops_at_episode_end():
     assert reward == 2.0 and terminated and env.unwrapped.frames == 5  # stopped after the terminal frame
 
 
+def test_action_repeat_draws_car_racing_once_per_step_and_returns_the_frames_of_drawing_every_frame(monkeypatch):
+    """CarRacing under ActionRepeat(2) draws only the last frame of each repeat, yet returns what stepping a twin env
+    frame by frame returns: frames (the score shown on them included), rewards and flags; also when the episode
+    ends on the first frame of a repeat (the skipped frame is then drawn)."""
+    from gymnasium.envs.box2d.car_racing import CarRacing
+
+    draws = []
+    draw = CarRacing._render
+    monkeypatch.setattr(CarRacing, "_render", lambda self, mode: draws.append(mode) or draw(self, mode))
+    repeated, plain = ActionRepeat(gym.make("CarRacing-v3"), 2), gym.make("CarRacing-v3")
+    repeated.reset(seed=3)
+    plain.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for step in range(80):
+        action = np.array([rng.uniform(-0.3, 0.3), rng.uniform(0.2, 0.6), 0.0], np.float32)
+        if step == 79:  # the lap counts as finished at the next frame: the first frame of this repeat
+            for env in (repeated.unwrapped, plain.unwrapped):
+                # a score the step's -0.1 rounds differently: the frame must show the score before it (0124, not 0123)
+                env.new_lap, env.reward, env.prev_reward = True, 123.55, 123.55
+        del draws[:]
+        obs, reward, terminated, truncated, _ = repeated.step(action)
+        assert draws == ["state_pixels"]  # one drawing per policy step (at the end of the repeat, or at the end)
+        total = 0.0
+        for _ in range(2):
+            expected, frame_reward, plain_terminated, plain_truncated, _ = plain.step(action)
+            total += float(frame_reward)
+            if plain_terminated or plain_truncated:
+                break
+        np.testing.assert_array_equal(obs, expected)
+        assert (reward, terminated, truncated) == (total, plain_terminated, plain_truncated)
+    assert terminated and repeated.unwrapped.tile_visited_count > 5  # tiles were visited: the score shown changed
+    # reset's own frame, 79 repeats of two frames, then one: the episode ended on the first frame of the last repeat
+    assert repeated.unwrapped.t == plain.unwrapped.t == pytest.approx((1 + 2 * 79 + 1) / 50)
+
+
 def test_resize_averages_areas():
     env = ResizeObservation(_Counter(), 4)
     env.reset()

@@ -5,6 +5,7 @@ import torch
 from torch.distributions import Categorical, kl_divergence
 
 from dreamer_tutorial import RSSM, Config, WorldModel, kl_balance
+from dreamer_tutorial.networks import normal_nll, preprocess
 from dreamer_tutorial.rssm import straight_through_sample
 
 
@@ -134,6 +135,29 @@ def test_world_model_loss_terms_and_gradients():
                          ("reward", wm.reward_head), ("discount", wm.discount_head)]:
         grads = [p.grad for p in module.parameters()]
         assert all(g is not None for g in grads) and sum(g.abs().sum() for g in grads) > 0, name
+
+
+def test_image_loss_is_the_per_frame_normal_nll_averaged_over_frames():
+    """The fused image term equals normal_nll(...).mean() in value and in the decoder's gradient."""
+    config = Config.preset("debug")
+    torch.manual_seed(0)
+    wm = WorldModel(config, action_dim=2)
+    b, t = 2, 3
+    batch = {"obs": torch.randint(0, 256, (b, t, 64, 64, 3), dtype=torch.uint8), "action": torch.randn(b, t, 2),
+             "reward": torch.randn(b, t), "is_first": torch.zeros(b, t, dtype=torch.bool),
+             "is_terminal": torch.zeros(b, t, dtype=torch.bool)}
+    loss, post, metrics = wm.loss(batch)
+    loss.backward()  # the decoder gets its gradient from the image term alone
+    feat = post.feat.detach()
+    frames = batch["obs"].float() / 255 - 0.5  # (B, T, H, W, 3), written out without preprocess
+    mean = wm.decoder(feat).movedim(-3, -1)
+    expected = (0.5 * (mean - frames) ** 2).sum((-3, -2, -1)).mean()
+    torch.testing.assert_close(metrics["image_loss"], expected.detach(), rtol=1e-5, atol=0)
+    for param, grad in zip(wm.decoder.parameters(), torch.autograd.grad(expected, list(wm.decoder.parameters())),
+                           strict=True):
+        torch.testing.assert_close(param.grad, grad, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(normal_nll(wm.decoder(feat), preprocess(batch["obs"]), event_dims=3).mean(), expected,
+                               rtol=1e-5, atol=0)
 
 
 def test_reward_transform_tanh_makes_tanh_r_the_reward_heads_target():
