@@ -34,6 +34,8 @@ narrow gap in a wall, a fixed start in the left room, a small target deep in the
 
 from __future__ import annotations
 
+import sys
+
 import gymnasium as gym
 import numpy as np
 from PIL import Image
@@ -225,14 +227,13 @@ class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
 def _undrawn_car_racing(env: gym.Env) -> _CarRacingDrawing | None:
     """A `_CarRacingDrawing` when `env` is CarRacing under wrappers that pass its frames through unchanged."""
-    from gymnasium.envs.box2d.car_racing import CarRacing
-
+    car_racing = sys.modules.get("gymnasium.envs.box2d.car_racing")  # not loaded: no CarRacing was made
     layer = env
     while isinstance(layer, gym.Wrapper):
         if isinstance(layer, gym.ObservationWrapper):
             return None
         layer = layer.env
-    return _CarRacingDrawing(layer) if isinstance(layer, CarRacing) else None
+    return _CarRacingDrawing(layer) if car_racing and isinstance(layer, car_racing.CarRacing) else None
 
 
 class _CarRacingDrawing:

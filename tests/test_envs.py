@@ -316,6 +316,9 @@ def test_action_repeat_draws_car_racing_once_per_step_and_returns_the_frames_of_
     assert terminated and repeated.unwrapped.tile_visited_count > 5  # tiles were visited: the score shown changed
     # reset's own frame, 79 repeats of two frames, then one: the episode ended on the first frame of the last repeat
     assert repeated.unwrapped.t == plain.unwrapped.t == pytest.approx((1 + 2 * 79 + 1) / 50)
+    # A wrapper that changes the frames in between, or another env: every frame is drawn as the env does it.
+    assert ActionRepeat(ResizeObservation(gym.make("CarRacing-v3"), 64), 2)._car is None
+    assert ActionRepeat(_Counter(), 2)._car is None
 
 
 def test_resize_averages_areas():
