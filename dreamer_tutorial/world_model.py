@@ -73,11 +73,9 @@ class WorldModel(nn.Module):
         self.check_obs(obs)
         return self.encoder(preprocess(obs))
 
-    def observe(self, batch: dict[str, torch.Tensor], state: State | None = None,
-                image: torch.Tensor | None = None) -> tuple[State, State]:
-        """Posterior and prior states (B, T, ...) for a replay batch (`image`: its frames already preprocessed)."""
-        embed = self.embed(batch["obs"]) if image is None else self.encoder(image)
-        return self.rssm.observe(embed, batch["action"], batch["is_first"], state)
+    def observe(self, batch: dict[str, torch.Tensor], state: State | None = None) -> tuple[State, State]:
+        """Posterior and prior states (B, T, ...) for a replay batch."""
+        return self.rssm.observe(self.embed(batch["obs"]), batch["action"], batch["is_first"], state)
 
     def reward(self, feat: torch.Tensor) -> torch.Tensor:
         return self.reward_head(feat).squeeze(-1)
@@ -97,7 +95,7 @@ class WorldModel(nn.Module):
         c = self.config
         self.check_obs(batch["obs"])
         image = preprocess(batch["obs"])  # once: the encoder's input is the decoder's target
-        post, prior = self.observe(batch, image=image)
+        post, prior = self.rssm.observe(self.encoder(image), batch["action"], batch["is_first"])
         feat = post.feat
         # normal_nll(decoder(feat), image, event_dims=3).mean(), in one fused kernel each way (F.mse_loss): the
         # elementwise form costs ~4x more on a training batch (results/throughput.md)
