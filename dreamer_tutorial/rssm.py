@@ -138,37 +138,17 @@ class RSSM(nn.Module):
         """Filter a batch of sequences. Inputs are batch-major: embed (B, T, E), action (B, T, A), is_first (B, T).
 
         Returns (posterior, prior) States with tensors of shape (B, T, ...).
-
-        The same function as `obs_step` at every t, arranged for speed: inside the loop only what the next step
-        needs (the GRU step and the posterior sample); the posterior layer's product with the embeddings runs
-        once for all steps before the loop, and the prior's head and samples once for all steps after it (the
-        prior is only compared with the posterior, never fed back). So it draws its random numbers in another
-        order than a loop of `obs_step` does: with the samples fixed, both agree (tests/test_world_model.py).
         """
         if embed.dim() != 3 or action.shape[:2] != embed.shape[:2] or is_first.shape != embed.shape[:2]:
             raise ValueError(f"observe expects embed (B, T, E), action (B, T, A), is_first (B, T); got "
                              f"{tuple(embed.shape)}, {tuple(action.shape)}, {tuple(is_first.shape)}")
         state = state if state is not None else self.initial(embed.shape[0], embed.device)
-        keep = (~is_first.bool()).to(action.dtype).unsqueeze(-1)  # (B, T, 1): 0 resets the step's inputs
-        action = action * keep
-        first, head = self.obs_out[0], self.obs_out[1:]
-        w_deter, w_embed = first.weight.split([self.deter_dim, self.embed_dim], 1)
-        embed_part = F.linear(embed, w_embed, first.bias)  # (B, T, hidden): W [h, e] + b = W_h h + (W_e e + b)
-        deter, stoch = state.deter, state.stoch.flatten(-2)
-        deters, stochs, logits = [], [], []
+        posts, priors = [], []
         for t in range(embed.shape[1]):
-            x = self.img_in(torch.cat([stoch * keep[:, t], action[:, t]], -1))
-            deter = self.cell(x, deter * keep[:, t])
-            post_logits = head(embed_part[:, t] + F.linear(deter, w_deter))
-            sample = straight_through_sample(post_logits.reshape(-1, self.stoch_dim, self.classes))
-            stoch = sample.flatten(-2)
-            deters.append(deter)
-            stochs.append(sample)
-            logits.append(post_logits)
-        deter = torch.stack(deters, 1)
-        post = State(deter, torch.stack(stochs, 1), torch.stack(logits, 1).reshape(*deter.shape[:2], self.stoch_dim,
-                                                                                    self.classes))
-        return post, self._stochastic(deter, self.img_out(deter))
+            state, prior = self.obs_step(state, action[:, t], embed[:, t], is_first[:, t])
+            posts.append(state)
+            priors.append(prior)
+        return State.stack(posts, 1), State.stack(priors, 1)
 
     def imagine(self, policy: Callable[[State], torch.Tensor], start: State,
                 horizon: int) -> tuple[State, torch.Tensor]:

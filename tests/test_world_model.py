@@ -6,7 +6,7 @@ from torch.distributions import Categorical, kl_divergence
 
 from dreamer_tutorial import RSSM, Config, WorldModel, kl_balance
 from dreamer_tutorial.networks import normal_nll, preprocess
-from dreamer_tutorial.rssm import State, straight_through_sample
+from dreamer_tutorial.rssm import straight_through_sample
 
 
 def independent_kl(post_logits, prior_logits):
@@ -95,40 +95,6 @@ def test_rssm_observe_and_imagine_shapes():
     states, actions = rssm.imagine(lambda s: torch.tanh(s.feat[:, :3]), start, horizon=5)
     assert states.deter.shape == (6, b * t, 16) and actions.shape == (5, b * t, 3)
     torch.testing.assert_close(states.deter[0], start.deter)  # imagination starts from the real state
-
-
-def test_observe_equals_a_loop_of_obs_step_with_the_samples_fixed(monkeypatch):
-    """observe computes the prior's head after the loop and the embeddings' share of the posterior layer before it;
-    with every sample the most likely class (so the random draws cannot differ), it gives obs_step's posteriors and
-    priors at every step, resets included, and the same gradients."""
-    import dreamer_tutorial.rssm as rssm_module
-
-    monkeypatch.setattr(rssm_module, "sample_one_hot",
-                        lambda probs: torch.nn.functional.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype))
-    torch.manual_seed(0)
-    rssm = make_rssm()
-    b, t = 3, 7
-    embed, action = torch.randn(b, t, 10, requires_grad=True), torch.randn(b, t, 3)
-    is_first = torch.zeros(b, t, dtype=torch.bool)
-    is_first[:, 0] = is_first[1, 4] = True
-    post, prior = rssm.observe(embed, action, is_first)
-    state, posts, priors = rssm.initial(b), [], []
-    for i in range(t):
-        state, step_prior = rssm.obs_step(state, action[:, i], embed[:, i], is_first[:, i])
-        posts.append(state)
-        priors.append(step_prior)
-    loop_post, loop_prior = State.stack(posts, 1), State.stack(priors, 1)
-    for mine, theirs in zip([*post, *prior], [*loop_post, *loop_prior], strict=True):
-        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
-    assert post.stoch.sum(-1).eq(1).all() and prior.stoch.sum(-1).eq(1).all()
-
-    def grads(states):
-        post, prior = states
-        loss = (post.feat ** 2).sum() + (post.logits.softmax(-1) * prior.logits).sum()
-        return torch.autograd.grad(loss, [embed, *rssm.parameters()])
-
-    for mine, theirs in zip(grads((post, prior)), grads((loop_post, loop_prior)), strict=True):
-        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-6)
 
 
 def test_is_first_resets_the_state_inside_a_sequence():
