@@ -119,13 +119,18 @@ def test_is_first_resets_the_state_inside_a_sequence():
     torch.testing.assert_close(post_zero.deter[:, 0], post_tail.deter[:, 0])
 
 
+def random_batch(b: int, t: int, reward: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """A (B, T) replay batch of random frames and 2-d actions, no resets or terminals (random rewards unless given)."""
+    obs, action = torch.randint(0, 256, (b, t, 64, 64, 3), dtype=torch.uint8), torch.randn(b, t, 2)
+    return {"obs": obs, "action": action, "reward": torch.randn(b, t) if reward is None else reward,
+            "is_first": torch.zeros(b, t, dtype=torch.bool), "is_terminal": torch.zeros(b, t, dtype=torch.bool)}
+
+
 def test_world_model_loss_terms_and_gradients():
     config = Config.preset("debug")
     wm = WorldModel(config, action_dim=2)
     b, t = 2, 4
-    batch = {"obs": torch.randint(0, 256, (b, t, 64, 64, 3), dtype=torch.uint8), "action": torch.randn(b, t, 2),
-             "reward": torch.randn(b, t), "is_first": torch.zeros(b, t, dtype=torch.bool),
-             "is_terminal": torch.zeros(b, t, dtype=torch.bool)}
+    batch = random_batch(b, t)
     loss, post, metrics = wm.loss(batch)
     expected = (metrics["image_loss"] + metrics["reward_loss"] + config.discount_scale * metrics["discount_loss"])
     assert loss.item() >= expected.item()  # plus the non-negative KL term
@@ -143,9 +148,7 @@ def test_image_loss_is_the_per_frame_normal_nll_averaged_over_frames():
     torch.manual_seed(0)
     wm = WorldModel(config, action_dim=2)
     b, t = 2, 3
-    batch = {"obs": torch.randint(0, 256, (b, t, 64, 64, 3), dtype=torch.uint8), "action": torch.randn(b, t, 2),
-             "reward": torch.randn(b, t), "is_first": torch.zeros(b, t, dtype=torch.bool),
-             "is_terminal": torch.zeros(b, t, dtype=torch.bool)}
+    batch = random_batch(b, t)
     loss, post, metrics = wm.loss(batch)
     loss.backward()  # the decoder gets its gradient from the image term alone
     feat = post.feat.detach()
@@ -166,9 +169,7 @@ def test_reward_transform_tanh_makes_tanh_r_the_reward_heads_target():
     wm = WorldModel(config, action_dim=2)
     b, t = 3, 4
     reward = torch.tensor([[-5.0, 0.0, 0.3, 2.0], [1.0, -0.5, 10.0, 0.1], [0.0, 0.0, -2.0, 4.0]])
-    batch = {"obs": torch.randint(0, 256, (b, t, 64, 64, 3), dtype=torch.uint8), "action": torch.randn(b, t, 2),
-             "reward": reward, "is_first": torch.zeros(b, t, dtype=torch.bool),
-             "is_terminal": torch.zeros(b, t, dtype=torch.bool)}
+    batch = random_batch(b, t, reward)
     losses = {}
     for transform, target in (("tanh", torch.tanh(reward)), ("none", reward)):
         wm.config = config.replace(reward_transform=transform)
