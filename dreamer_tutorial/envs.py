@@ -248,16 +248,14 @@ class _CarRacingDrawing:
     def __init__(self, car: gym.Env):
         self.car, self.score = car, None
 
+    def _note_score(self, mode: str):
+        if mode != "state_pixels":
+            return type(self.car)._render(self.car, mode)
+        self.score = self.car.reward
+        return self.car.state.copy()  # a frame of its own, as every step returns (the step discards it)
+
     def skip_drawing(self) -> None:
-        car, draw = self.car, type(self.car)._render
-
-        def note_score(mode: str):
-            if mode != "state_pixels":
-                return draw(car, mode)
-            self.score = car.reward
-            return car.state.copy()  # a frame of its own, as every step returns (the step discards it)
-
-        car._render = note_score  # an instance attribute hides the class's method
+        self.car._render = self._note_score  # an instance attribute hides the class's method
 
     def resume_drawing(self) -> None:
         del self.car._render
