@@ -22,6 +22,9 @@ def test_presets_and_overrides():
     long, short = Config.preset("carracing_cpu_long"), Config.preset("carracing_cpu")
     assert (long.steps, long.lr_drop_step, long.lr_drop) == (110_000, 90_000, 0.25)
     assert long.replace(steps=short.steps, lr_drop_step=0, lr_drop=1.0) == short
+    # ... and carracing_cpu_80k the same schedule to 80k steps, the drop at 60k.
+    mid = Config.preset("carracing_cpu_80k")
+    assert mid == long.replace(steps=80_000, lr_drop_step=60_000)
     # The recipe fields default to torch's init, no weight decay and raw rewards; `paper` sets the authors' values.
     assert (Config().reward_transform, Config().weight_decay, Config().init) == ("none", 0.0, "torch")
     assert (paper.reward_transform, paper.weight_decay, paper.init) == ("tanh", 1e-6, "glorot")
