@@ -110,7 +110,7 @@ def main() -> None:
         done = subprocess.run([*command, str(seed), *extra], env=env, cwd=ROOT / "notebooks", capture_output=True,
                               text=True)
         line = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else json.dumps(
-            dict(seed=seed, passed=False, error=done.stderr.strip().splitlines()[-1:]))
+            dict(seed=seed, passed=False, error=(done.stderr.strip().splitlines() or [""])[-1]))
         print(line, flush=True)
         if args.out:
             with open(args.out, "a") as f:
