@@ -8,8 +8,9 @@ seeds' runs beside this one), eval_table.md (mean, std, min, max, how many episo
 900, greedy policy, env seeds never used in training), eval_episodes.csv (episode, seed, return: one row per
 episode, from `dreamer_tutorial.evaluate.evaluate_episodes`, so `python -m dreamer_tutorial.evaluate --seed
 777000+e --episodes 1` replays episode e), eval_best.gif and eval_worst.gif (the best and the worst episode,
-replayed), command.txt (the training command and the hardware). With `--curve_only`, only metrics.csv and
-learning_curve.png (to add another seed's curve to a report without evaluating again).
+replayed), command.txt (the training command, this report's command and the hardware; with `--record FILE`,
+FILE's text as it is, for a run of several sittings whose commands you write down yourself). With `--curve_only`,
+only metrics.csv and learning_curve.png (to add another seed's curve to a report without evaluating again).
 """
 
 from __future__ import annotations
@@ -81,6 +82,18 @@ def first_reach(metrics: dict[str, np.ndarray], level: float, action_repeat: int
     return f"step {step:,} ({step * action_repeat:,} frames{updates}{clock})"
 
 
+def command_record(args: argparse.Namespace, steps: int, hardware: str) -> str:
+    """The text of command.txt: `args.record`'s file as it is, or the training command (`args.command`, default the
+    carracing preset's), this report's command and the hardware, one line each."""
+    if args.record:
+        return Path(args.record).read_text()
+    command = args.command or f"python -m dreamer_tutorial.train --preset carracing --steps {steps} --logdir <dir>"
+    return (f"{command}\n"
+            f"python results/carracing/report.py <dir> {args.out} --episodes {args.episodes}"
+            f"{' --best' if args.best else ''}\n"
+            f"hardware: {hardware}; torch {torch.__version__}\n")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdir")
@@ -91,11 +104,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=EVAL_SEED, help="evaluation env seeds (training used 0..)")
     parser.add_argument("--command", default=None,
                         help="the training command to record (default: the carracing preset's, with the run's steps)")
+    parser.add_argument("--record", default=None,
+                        help="a text file to copy to command.txt as it is (commands of several sittings, hardware), "
+                             "instead of the lines report.py writes")
     parser.add_argument("--best", action="store_true",
                         help="evaluate the run's checkpoints/best.pt (its best evaluation in training), not latest.pt")
     parser.add_argument("--curve_only", action="store_true",
                         help="only copy metrics.csv and draw learning_curve.png (no evaluation)")
     args = parser.parse_args(argv)
+    if args.record and not Path(args.record).is_file():
+        parser.error(f"--record {args.record}: expected a text file to copy to command.txt; there is none")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.curve_only:
@@ -132,12 +150,7 @@ def main(argv: list[str]) -> int:
         print(f"{name} episode {episode} (env seed {args.seed + episode}): {returns[episode]:.1f} -> "
               f"eval_{name}.gif")
     draw_curves(args.logdir, args.also, out)
-    command = args.command or (f"python -m dreamer_tutorial.train --preset carracing --steps {config.steps} "
-                               "--logdir <dir>")
-    (out / "command.txt").write_text(
-        f"{command}\n"
-        f"python results/carracing/report.py <dir> {args.out} --episodes {args.episodes}\n"
-        f"hardware: {hardware}; torch {torch.__version__}\n")
+    (out / "command.txt").write_text(command_record(args, config.steps, hardware))
     print("\n".join(lines))
     return 0
 
