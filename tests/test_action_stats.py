@@ -1,18 +1,14 @@
 """results/carracing/action_stats.py: the policy's actions per window of steps, read from a run's replay."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
+from script_loader import load_script
 
 from dreamer_tutorial import Config
 from dreamer_tutorial.replay import SequenceReplay
 from dreamer_tutorial.train import CHECKPOINT, save_checkpoint
 
-spec = importlib.util.spec_from_file_location(
-    "action_stats", Path(__file__).parents[1] / "results/carracing/action_stats.py")
-action_stats = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(action_stats)
+action_stats = load_script("results/carracing/action_stats.py")
 
 
 def test_a_wrapped_replay_is_read_oldest_first_and_labelled_with_the_steps_it_holds(tmp_path):

@@ -1,6 +1,5 @@
 """dreamer_tutorial.lessons (parallel_map, show_full_run) and the full-run runner results/lessons/run_full.py."""
 
-import importlib.util
 import io
 import json
 import os
@@ -10,6 +9,7 @@ import matplotlib.pyplot as plt
 import nbformat
 import pytest
 import torch
+from script_loader import load_script
 
 from dreamer_tutorial.lessons import latent_information, parallel_map, show_full_run
 
@@ -17,10 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_runner():
-    spec = importlib.util.spec_from_file_location("run_full", ROOT / "results" / "lessons" / "run_full.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("results/lessons/run_full.py")
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores for worker processes")

@@ -2,14 +2,11 @@
 command.txt records."""
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import numpy as np
+from script_loader import load_script
 
-spec = importlib.util.spec_from_file_location("report", Path(__file__).parents[1] / "results/carracing/report.py")
-report = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(report)
+report = load_script("results/carracing/report.py")
 
 nan = np.nan
 

@@ -1,7 +1,6 @@
 """The training system: evaluation, checkpoints (atomic, resumable, interrupt-safe), logging, CLI, CarRacing."""
 
 import csv
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from script_loader import load_script
 
 from dreamer_tutorial import Config, evaluate, make_env, train
 from dreamer_tutorial.agent import Dreamer
@@ -384,10 +384,7 @@ def test_resuming_a_checkpoint_without_a_clock_says_that_minutes_restart(tmp_pat
 
 
 def test_a_copy_without_the_replay_buffer_evaluates_the_same_agent_and_refuses_to_resume(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "slim", Path(__file__).parents[1] / "results/carracing/slim_checkpoint.py")
-    slim = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(slim)
+    slim = load_script("results/carracing/slim_checkpoint.py")
     config = tiny(tmp_path, steps=150)
     train(config, progress=False)
     assert slim.main([config.logdir, str(tmp_path / "slim")]) == 0
