@@ -293,6 +293,12 @@ def test_cli_resumes_from_the_logdir_alone_with_the_saved_config(tmp_path, capsy
     assert saved["config"]["steps"] == 250  # the explicit option overrides it
 
 
+def saved_learning_rates(logdir) -> dict[str, float]:
+    """Each optimiser's learning rate in the run's latest checkpoint."""
+    saved = load_checkpoint(Path(logdir) / "checkpoints" / CHECKPOINT)
+    return {name: opt["param_groups"][0]["lr"] for name, opt in saved["agent"]["optimizers"].items()}
+
+
 def test_cli_resume_with_new_learning_rates_trains_with_them(tmp_path):
     # The optimiser states come from the checkpoint, the learning rates from the resumed config.
     logdir = str(tmp_path / "cli")
@@ -300,21 +306,15 @@ def test_cli_resume_with_new_learning_rates_trains_with_them(tmp_path):
               "--no-progress"]
     assert main(["--preset", "debug", "--steps", "150", "--prefill", "100", *common]) == 0
     assert main(["--resume", "--steps", "160", "--actor_lr", "1e-5", "--model_lr", "2e-5", *common]) == 0
+    assert saved_learning_rates(logdir) == {"model": 2e-5, "actor": 1e-5, "critic": 3e-4}
     saved = load_checkpoint(tmp_path / "cli" / "checkpoints" / CHECKPOINT)
-    groups = {name: opt["param_groups"][0] for name, opt in saved["agent"]["optimizers"].items()}
-    assert (groups["actor"]["lr"], groups["model"]["lr"], groups["critic"]["lr"]) == (1e-5, 2e-5, 3e-4)
     assert saved["agent"]["optimizers"]["model"]["state"][0]["step"] == 6  # 5 updates, then 1 more
 
 
 def test_learning_rates_drop_at_lr_drop_step_also_across_a_resume(tmp_path):
     config = tiny(tmp_path, steps=180, lr_drop_step=200, lr_drop=0.25)
-    train(config, progress=False)
-
-    def rates():
-        saved = load_checkpoint(tmp_path / "run" / "checkpoints" / CHECKPOINT)
-        return {name: opt["param_groups"][0]["lr"] for name, opt in saved["agent"]["optimizers"].items()}
-
-    assert rates() == {"model": 1e-3, "actor": 3e-4, "critic": 3e-4}  # step 180: before the drop
+    train(config, progress=False)  # to step 180: before the drop
+    assert saved_learning_rates(config.logdir) == {"model": 1e-3, "actor": 3e-4, "critic": 3e-4}
     trainer = _Trainer(config.replace(steps=300), None, resume=True, progress=False)
     seen = []
     train_step = trainer.agent.train_step
@@ -328,7 +328,7 @@ def test_learning_rates_drop_at_lr_drop_step_also_across_a_resume(tmp_path):
     before = {lr for step, lr in seen if step < 200}
     after = {lr for step, lr in seen if step >= 200}
     assert before == {1e-3} and after == {0.25e-3}
-    assert rates() == {"model": 0.25e-3, "actor": 0.25 * 3e-4, "critic": 0.25 * 3e-4}
+    assert saved_learning_rates(config.logdir) == {"model": 0.25e-3, "actor": 0.25 * 3e-4, "critic": 0.25 * 3e-4}
 
 
 def test_resuming_with_other_network_sizes_is_refused_clearly(tmp_path):
