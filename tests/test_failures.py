@@ -1,0 +1,29 @@
+"""results/carracing/failures.py: how many tracks failed for k of several agents, against independent failures."""
+
+import numpy as np
+import pytest
+from script_loader import load_script
+
+failures = load_script("results/carracing/failures.py")
+
+
+def test_overlap_counts_tracks_by_how_many_agents_failed_them_and_the_independent_expectation():
+    # agent a fails tracks 10 and 11 (rate 1/2), agent b track 11 (rate 1/4); 12 and 13 pass for both
+    a = {10: 100.0, 11: 650.0, 12: 900.0, 13: 880.0}
+    b = {10: 820.0, 11: 300.0, 12: 910.0, 13: 700.0}  # 700 is not below 700
+    observed, expected, per_seed = failures.overlap([a, b], below=700)
+    assert observed.tolist() == [2, 1, 1]
+    # independent: P(0) = 1/2 * 3/4, P(1) = 1/2 * 3/4 + 1/2 * 1/4, P(2) = 1/2 * 1/4; times 4 tracks
+    np.testing.assert_allclose(expected, [1.5, 2.0, 0.5])
+    assert per_seed == {10: 1, 11: 2, 12: 0, 13: 0}
+
+
+def test_tables_of_other_tracks_are_refused():
+    with pytest.raises(ValueError, match="same env seeds"):
+        failures.overlap([{1: 0.0, 2: 0.0}, {1: 0.0, 3: 0.0}], below=700)
+
+
+def test_the_cli_names_a_folder_without_a_table(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        failures.main([str(tmp_path)])
+    assert "expected an eval_episodes.csv" in capsys.readouterr().err
