@@ -27,3 +27,18 @@ def test_the_cli_names_a_folder_without_a_table(tmp_path, capsys):
     with pytest.raises(SystemExit):
         failures.main([str(tmp_path)])
     assert "expected an eval_episodes.csv" in capsys.readouterr().err
+
+
+def test_a_closed_track_turns_by_two_pi_net_so_its_total_turning_is_at_least_that():
+    turning = failures.track_turning([0, 1])
+    assert turning.shape == (2,) and (turning >= 2 * np.pi).all() and turning[0] != turning[1]
+
+
+def test_by_turning_splits_the_tracks_into_thirds_by_turning():
+    # six tracks; the two most turning ones fail for both agents, nothing else fails
+    turning = np.array([7.0, 20.0, 8.0, 19.0, 9.0, 10.0])
+    a = {s: (300.0 if t > 15 else 900.0) for s, t in enumerate(turning)}
+    rows = failures.by_turning([a, dict(a)], turning, below=700)
+    assert rows[2] == "| least turning third (2) | 7.0-8.0 | 0.0% | 900.0 |"
+    assert rows[3] == "| middle third (2) | 9.0-10.0 | 0.0% | 900.0 |"
+    assert rows[4] == "| most turning third (2) | 19.0-20.0 | 100.0% | 300.0 |"
