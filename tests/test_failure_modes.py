@@ -51,7 +51,11 @@ def test_the_verdict_reads_what_happened_after_the_last_new_tile():
     assert failure_modes.last_new_tile(np.array(tiles)) == 50
     assert failure_modes.verdict(record(tiles, [True] * 50 + [False] * 100, [False] * 150), "time") == \
         "lost on the grass"
-    assert failure_modes.verdict(record(tiles, [True] * 150, [False] * 100 + [True] * 50), "time") == "wrong way"
+    assert failure_modes.verdict(record(tiles, [True] * 150, [False] * 100 + [True] * 50), "time") == \
+        "turned around"
+    # still earning tiles to the end, but backwards for 40 of 60 steps: the lap is driven the wrong way round
+    assert failure_modes.verdict(record(gained + [50] * 10, [True] * 60, [False] * 20 + [True] * 40), "time") == \
+        "turned around"
     assert failure_modes.verdict(record(tiles, [True] * 150, [False] * 150), "time") == "stalled on the road"
     assert failure_modes.verdict(record(gained + [50] * 10, [True] * 60, [False] * 60), "time") == "slow"
     assert failure_modes.verdict(record(tiles, [True] * 150, [False] * 150), "lap") == "lap finished"

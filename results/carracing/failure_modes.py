@@ -9,7 +9,7 @@ reads the car from the env after every policy step: tiles visited so far, whethe
 speed, and whether the car moves against the track's direction (its velocity against the direction of the
 nearest track point, at more than 3 m/s, on the road). One Markdown row per episode: return, how it ended, tiles
 visited, steps with every wheel on the grass and the longest such stretch, steps on the road the wrong way, the
-step of the last new tile, and a verdict from what happened after it (`verdict`).
+step of the last new tile, and a verdict (`verdict`: lost on the grass, turned around, stalled on the road, slow).
 """
 
 from __future__ import annotations
@@ -62,23 +62,23 @@ def last_new_tile(tiles: np.ndarray) -> int:
 
 
 def verdict(record: dict[str, list], ended: str) -> str:
-    """What went wrong, from the steps after the last new tile: "lap finished" or "left the playfield" when the
-    episode ended so; "slow" when tiles were still coming (the last one under 25 steps before the time ran out);
-    else "lost on the grass" (most of those steps off the road), "wrong way" (a third or more of them on the road
-    against the track's direction) or "stalled on the road"."""
+    """What went wrong: "lap finished" or "left the playfield" when the episode ended so; "lost on the grass" when
+    no new tile came in the last 25 steps or more and the car spent most of them off the road; "turned around"
+    when it drove on the road against the track's direction for a fifth of the episode or more (after a spin it
+    drives the lap backwards: tiles on the far side still pay, the ones it passed again do not, so the time runs
+    out); "stalled on the road" when no new tile came in the last 25 steps or more otherwise; else "slow" (tiles
+    were still coming when the time ran out)."""
     if ended == "lap":
         return "lap finished"
     if ended == "playfield":
         return "left the playfield"
     steps, last = len(record["tiles"]), last_new_tile(np.array(record["tiles"]))
-    after = slice(last, None)
-    if steps - last < 25:
-        return "slow"
-    if 1 - np.mean(record["on_road"][after]) > 0.5:
+    stuck = steps - last >= 25
+    if stuck and 1 - np.mean(record["on_road"][last:]) > 0.5:
         return "lost on the grass"
-    if np.mean(record["wrong_way"][after]) >= 1 / 3:
-        return "wrong way"
-    return "stalled on the road"
+    if np.mean(record["wrong_way"]) >= 0.2:
+        return "turned around"
+    return "stalled on the road" if stuck else "slow"
 
 
 def longest_run(flags: np.ndarray) -> int:
