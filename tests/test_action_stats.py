@@ -1,6 +1,5 @@
 """results/carracing/action_stats.py: the policy's actions per window of steps, read from a run's replay."""
 
-
 import numpy as np
 from script_loader import load_script
 

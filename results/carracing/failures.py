@@ -29,14 +29,20 @@ def read_returns(result_dir: str) -> dict[int, float]:
         return {int(row["seed"]): float(row["return"]) for row in csv.DictReader(f)}
 
 
-def overlap(returns: list[dict[int, float]], below: float) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
-    """(observed, expected, failures per seed): observed[k] tracks failed by exactly k of the agents; expected[k] the
-    same count if each agent failed independently with its own rate (a Poisson-binomial distribution)."""
+def returns_table(returns: list[dict[int, float]]) -> np.ndarray:
+    """agents x tracks: the returns in env-seed order; refuses tables of other tracks."""
     seeds = sorted(returns[0])
     if any(sorted(r) != seeds for r in returns):
         raise ValueError("the tables must cover the same env seeds: re-run report.py with the same --seed and "
                          "--episodes")
-    failed = np.array([[r[s] < below for s in seeds] for r in returns])  # agents x tracks
+    return np.array([[r[s] for s in seeds] for r in returns])
+
+
+def overlap(returns: list[dict[int, float]], below: float) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+    """(observed, expected, failures per seed): observed[k] tracks failed by exactly k of the agents; expected[k] the
+    same count if each agent failed independently with its own rate (a Poisson-binomial distribution)."""
+    seeds = sorted(returns[0])
+    failed = returns_table(returns) < below  # agents x tracks
     per_track = failed.sum(0)
     observed = np.bincount(per_track, minlength=len(returns) + 1)
     expected = np.array([1.0])
@@ -59,8 +65,7 @@ def track_turning(seeds: list[int]) -> np.ndarray:
 
 def by_turning(returns: list[dict[int, float]], turning: np.ndarray, below: float) -> list[str]:
     """Markdown rows: per third of the tracks by total turning, its range, failure rate and mean over the agents."""
-    seeds = sorted(returns[0])
-    table = np.array([[r[s] for s in seeds] for r in returns])
+    table = returns_table(returns)
     thirds = np.array_split(np.argsort(turning, kind="stable"), 3)
     rows = ["| tracks by total turning | radians | failed | mean return |", "| --- | --- | --- | --- |"]
     for name, part in zip(("least turning third", "middle third", "most turning third"), thirds):
