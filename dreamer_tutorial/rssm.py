@@ -48,18 +48,21 @@ class State(NamedTuple):
         return State(*(torch.stack(xs, dim) for xs in zip(*states, strict=True)))
 
 
-def sample_one_hot(probs: torch.Tensor) -> torch.Tensor:
+def sample_one_hot(probs: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
     """One-hot samples from categoricals with probabilities `probs` (..., classes), by inverting the CDF with
-    one uniform number per variable (cheaper than torch.multinomial for many small categoricals)."""
-    u = torch.rand(probs.shape[:-1] + (1,), device=probs.device, dtype=probs.dtype)
+    one uniform number per variable (cheaper than torch.multinomial for many small categoricals). `u` (..., 1)
+    gives those numbers; by default they are drawn here."""
+    if u is None:
+        u = torch.rand(probs.shape[:-1] + (1,), device=probs.device, dtype=probs.dtype)
     index = (probs.cumsum(-1) < u).sum(-1).clamp_(max=probs.shape[-1] - 1)
     return F.one_hot(index, probs.shape[-1]).to(probs.dtype)
 
 
-def straight_through_sample(logits: torch.Tensor) -> torch.Tensor:
-    """One-hot sample from Categorical(logits) over the last dim; gradient flows to the logits via the probs."""
+def straight_through_sample(logits: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+    """One-hot sample from Categorical(logits) over the last dim; gradient flows to the logits via the probs.
+    `u` as in `sample_one_hot`."""
     probs = logits.softmax(-1)
-    return sample_one_hot(probs.detach()) + (probs - probs.detach())  # one-hot forward, grad of probs backward
+    return sample_one_hot(probs.detach(), u) + (probs - probs.detach())  # one-hot forward, grad of probs backward
 
 
 class LayerNormGRUCell(nn.Module):
@@ -138,17 +141,41 @@ class RSSM(nn.Module):
         """Filter a batch of sequences. Inputs are batch-major: embed (B, T, E), action (B, T, A), is_first (B, T).
 
         Returns (posterior, prior) States with tensors of shape (B, T, ...).
+
+        The same function as a loop of `obs_step`, with the same random numbers, arranged for speed: only what
+        the next step needs stays in the loop (the GRU step and the posterior sample). The posterior layer's
+        product with the embeddings, W_e e_t + b of W [h_t, e_t] + b, runs once for all steps before the loop; the
+        prior's head runs once for all steps after it, since the prior is only compared with the posterior and
+        never fed back. Its uniform numbers are drawn inside the loop, before the posterior's, as `obs_step` draws
+        them, so a seeded run samples what the loop of `obs_step` would (tests/test_world_model.py). On a
+        `carracing_cpu` batch this halves the filtering's forward and backward time (results/throughput.md).
         """
         if embed.dim() != 3 or action.shape[:2] != embed.shape[:2] or is_first.shape != embed.shape[:2]:
             raise ValueError(f"observe expects embed (B, T, E), action (B, T, A), is_first (B, T); got "
                              f"{tuple(embed.shape)}, {tuple(action.shape)}, {tuple(is_first.shape)}")
         state = state if state is not None else self.initial(embed.shape[0], embed.device)
-        posts, priors = [], []
+        keep = (~is_first.bool()).to(action.dtype).unsqueeze(-1)  # (B, T, 1): 0 resets the step's inputs
+        action = action * keep
+        first, head = self.obs_out[0], self.obs_out[1:]
+        w_deter, w_embed = first.weight.split([self.deter_dim, self.embed_dim], 1)
+        embed_part = F.linear(embed, w_embed, first.bias)  # (B, T, hidden)
+        deter, stoch = state.deter, state.stoch.flatten(-2)
+        deters, stochs, logits, prior_u = [], [], [], []
         for t in range(embed.shape[1]):
-            state, prior = self.obs_step(state, action[:, t], embed[:, t], is_first[:, t])
-            posts.append(state)
-            priors.append(prior)
-        return State.stack(posts, 1), State.stack(priors, 1)
+            deter = self.cell(self.img_in(torch.cat([stoch * keep[:, t], action[:, t]], -1)), deter * keep[:, t])
+            post_logits = head(embed_part[:, t] + F.linear(deter, w_deter))
+            post_logits = post_logits.reshape(-1, self.stoch_dim, self.classes)
+            probs = post_logits.softmax(-1)  # straight_through_sample, with the prior's draw first as in obs_step
+            prior_u.append(torch.rand(probs.shape[:-1] + (1,), device=probs.device, dtype=probs.dtype))
+            sample = sample_one_hot(probs.detach()) + (probs - probs.detach())
+            stoch = sample.flatten(-2)
+            deters.append(deter)
+            stochs.append(sample)
+            logits.append(post_logits)
+        deter = torch.stack(deters, 1)
+        prior_logits = self.img_out(deter).reshape(*deter.shape[:2], self.stoch_dim, self.classes)
+        prior = State(deter, straight_through_sample(prior_logits, torch.stack(prior_u, 1)), prior_logits)
+        return State(deter, torch.stack(stochs, 1), torch.stack(logits, 1)), prior
 
     def imagine(self, policy: Callable[[State], torch.Tensor], start: State,
                 horizon: int) -> tuple[State, torch.Tensor]:

@@ -6,7 +6,7 @@ from torch.distributions import Categorical, kl_divergence
 
 from dreamer_tutorial import RSSM, Config, WorldModel, kl_balance
 from dreamer_tutorial.networks import normal_nll, preprocess
-from dreamer_tutorial.rssm import straight_through_sample
+from dreamer_tutorial.rssm import State, straight_through_sample
 
 
 def independent_kl(post_logits, prior_logits):
@@ -117,6 +117,41 @@ def test_is_first_resets_the_state_inside_a_sequence():
     zero_action[:, 0] = 0
     post_zero, _ = rssm.observe(embed[:, k:], zero_action, torch.zeros(b, t - k, dtype=torch.bool))
     torch.testing.assert_close(post_zero.deter[:, 0], post_tail.deter[:, 0])
+
+
+def test_observe_is_a_loop_of_obs_step_with_the_same_random_numbers():
+    """`observe` is arranged for speed (the embeddings' product before the loop, the prior's head after it) but,
+    seeded alike, returns what a plain loop of `obs_step` returns: the same samples, values and gradients."""
+    torch.manual_seed(0)
+    rssm = make_rssm()
+    b, t = 3, 9
+    embed, action = torch.randn(b, t, 10, requires_grad=True), torch.randn(b, t, 3)
+    is_first = torch.zeros(b, t, dtype=torch.bool)
+    is_first[:, 0] = is_first[1, 4] = True
+    start = State(torch.randn(b, 16), straight_through_sample(torch.randn(b, 4, 5)), torch.randn(b, 4, 5))
+
+    def loop():
+        state, posts, priors = start, [], []
+        for i in range(t):
+            state, prior = rssm.obs_step(state, action[:, i], embed[:, i], is_first[:, i])
+            posts.append(state)
+            priors.append(prior)
+        return State.stack(posts, 1), State.stack(priors, 1)
+
+    results = []
+    for run in (loop, lambda: rssm.observe(embed, action, is_first, start)):
+        torch.manual_seed(1)
+        post, prior = run()
+        weights = torch.linspace(-1, 1, rssm.feat_dim)  # a loss through every output, samples included
+        loss = ((post.feat * weights).sum() + (prior.feat * weights).sum() + post.logits.square().sum()
+                + prior.logits.tanh().sum())
+        grads = torch.autograd.grad(loss, [embed, *rssm.parameters()])
+        results.append((post, prior, grads))
+    (post_a, prior_a, grads_a), (post_b, prior_b, grads_b) = results
+    assert torch.equal(post_a.stoch, post_b.stoch) and torch.equal(prior_a.stoch, prior_b.stoch)
+    assert not torch.equal(post_b.stoch, prior_b.stoch)  # the two samples are different draws
+    for a, b_ in zip([*post_a, *prior_a, *grads_a], [*post_b, *prior_b, *grads_b], strict=True):
+        torch.testing.assert_close(a, b_, atol=1e-5, rtol=1e-5)
 
 
 def random_batch(b: int, t: int, reward: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
