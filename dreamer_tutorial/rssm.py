@@ -148,7 +148,7 @@ class RSSM(nn.Module):
         prior's head runs once for all steps after it, since the prior is only compared with the posterior and
         never fed back. Its uniform numbers are drawn inside the loop, before the posterior's, as `obs_step` draws
         them, so a seeded run samples what the loop of `obs_step` would (tests/test_world_model.py). On a
-        `carracing_cpu` batch this halves the filtering's forward and backward time (results/throughput.md).
+        `carracing_cpu` batch it takes about a third less time forward and backward (results/throughput.md).
         """
         if embed.dim() != 3 or action.shape[:2] != embed.shape[:2] or is_first.shape != embed.shape[:2]:
             raise ValueError(f"observe expects embed (B, T, E), action (B, T, A), is_first (B, T); got "
