@@ -40,14 +40,14 @@ PLAYFIELD = 2000 / 6.0  # gymnasium's CarRacing: an episode ends when the car le
 
 class CarTrace(gym.Wrapper):
     """Records the car after every step (outermost, so one record per policy step): tiles, on_road, wrong_way,
-    speed; `ended` is "lap", "playfield" or "time" once the episode is over, and `unvisited` the track indices of
-    the tiles never touched."""
+    speed, position; `ended` is "lap", "playfield" or "time" once the episode is over, and `unvisited` the track
+    indices of the tiles never touched."""
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
         track = np.array(self.env.unwrapped.track)  # (alpha, beta, x, y) per track point
         self.points, self.turning = track[:, 2:4], turning(track[:, 1])
-        self.record = {"tiles": [], "on_road": [], "wrong_way": [], "speed": []}
+        self.record = {"tiles": [], "on_road": [], "wrong_way": [], "speed": [], "position": []}
         self.ended, self.unvisited = None, []
         return obs, info
 
@@ -63,6 +63,7 @@ class CarTrace(gym.Wrapper):
         self.record["on_road"].append(on_road)
         self.record["wrong_way"].append(on_road and speed > 3 and float(velocity @ direction) < 0)
         self.record["speed"].append(speed)
+        self.record["position"].append(position)
         if terminated or truncated:
             self.ended = ("playfield" if np.abs(position).max() > PLAYFIELD else "lap") if terminated else "time"
             self.unvisited = [i for i, tile in enumerate(self.env.unwrapped.road) if not tile.road_visited]
