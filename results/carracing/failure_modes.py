@@ -16,10 +16,10 @@ their mean return.
 
 CarRacing-v3 ends a lap early only when every tile has been touched: its lap rule (95 % of the tiles, then tile 0)
 fires on the first touch of tile 0, and the car touches tiles 0 and 1 at the reset. An episode that drives the lap
-but drives past a tile without touching it (runs wide or cuts a corner) therefore runs on to the time limit at -0.1 a frame. For
-those episodes the summary also gives the return the lap would have had with its missed tiles touched on the way,
-1000 - 0.1 x (frames up to the last new tile): what the missed tiles cost. `--below 2000` replays every episode of
-the table; `--jobs` splits the seeds over processes of one torch thread each.
+but drives past a tile without touching it (runs wide or cuts a corner) therefore runs on to the time limit at -0.1
+a frame. For those episodes the summary also gives the return the lap would have had with its missed tiles touched
+on the way, 1000 - 0.1 x (frames up to the last new tile): what the missed tiles cost. `--below 2000` replays every
+episode of the table; `--jobs` splits the seeds over processes of one torch thread each.
 """
 
 from __future__ import annotations
@@ -94,7 +94,8 @@ def missed_and_ahead(unvisited: list[int], total: int) -> tuple[list[int], int]:
 
 
 def stretches(indices: list[int]) -> int:
-    """How many runs of consecutive numbers a sorted list holds (missed tiles: in how many places the car left the road)."""
+    """How many runs of consecutive numbers a sorted list holds (missed tiles: in how many places the car left the
+    road)."""
     return sum(1 for k, i in enumerate(indices) if k == 0 or i != indices[k - 1] + 1)
 
 
