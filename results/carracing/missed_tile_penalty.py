@@ -1,0 +1,79 @@
+"""An experiment on the reward, not on the algorithm: continue a CarRacing run with a penalty for every tile the car
+drives past without touching it, then evaluate on the unchanged env.
+
+    python results/carracing/missed_tile_penalty.py RUN_LOGDIR --steps 90000 [--penalty 10] [--lr_drop 0.25]
+
+Why: a CarRacing-v3 lap ends only once every tile is touched (see failure_modes.py), so a lap that runs wide past one
+tile runs on to the time limit and loses about 45 points, while the agent only ever sees that tile's own 3 to 4
+points go missing (whether the lap will end depends on tiles hundreds of steps back, which look the same touched or
+not). `MissedTilePenalty` makes the cost visible when it happens: it tracks the car's progress round the track and
+takes `penalty` off the reward for every tile left untouched behind it (and gives it back should the car return to
+touch it). The run in RUN_LOGDIR (a copy: it is resumed in place) continues to `--steps` with these rewards, for
+training and for its 5-episode evaluations; evaluate the result on the env as it is, with report.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import gymnasium as gym
+
+from dreamer_tutorial.train import env_from_config, resume_config, train
+
+BEHIND = 3  # a tile counts as missed once the car's progress is this many tiles past it
+AHEAD = 10  # progress follows a newly touched tile at most this far ahead (a touch beyond: a jump, not progress)
+
+
+class MissedTilePenalty(gym.Wrapper):
+    """Subtracts `penalty` from the reward for each tile the car has driven past untouched (CarRacing-v3 envs)."""
+
+    def __init__(self, env: gym.Env, penalty: float):
+        super().__init__(env)
+        self.penalty = penalty
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.front, self.missed = self._progress(1), 0  # the car starts on tiles 0 and 1
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.front = self._progress(self.front)
+        road = self.env.unwrapped.road
+        missed = sum(not tile.road_visited for tile in road[: max(self.front - BEHIND + 1, 0)])
+        reward -= self.penalty * (missed - self.missed)
+        self.missed = missed
+        return obs, reward, terminated, truncated, info
+
+    def _progress(self, front: int) -> int:
+        """The farthest touched tile reached going forward: it moves to a touched tile up to AHEAD tiles ahead."""
+        road = self.env.unwrapped.road
+        for i in range(min(front + AHEAD, len(road) - 1), front, -1):
+            if road[i].road_visited:
+                return i
+        return front
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("logdir", help="a copy of a run's logdir (it is resumed in place)")
+    parser.add_argument("--steps", type=int, required=True, help="continue to this many policy steps")
+    parser.add_argument("--penalty", type=float, default=10.0, help="taken off the reward per missed tile")
+    parser.add_argument("--lr_drop", type=float, default=None, help="factor on every learning rate (default: saved)")
+    args = parser.parse_args(argv)
+    overrides = {"steps": args.steps}
+    if args.lr_drop is not None:
+        overrides["lr_drop"] = args.lr_drop
+    config = resume_config(args.logdir, overrides)
+    if not config.env.startswith("CarRacing"):
+        parser.error(f"expected a CarRacing run, got env {config.env!r}")
+    result = train(config, env_fn=lambda: MissedTilePenalty(env_from_config(config), args.penalty), resume=True,
+                   progress=False)
+    print(f"eval return (with the penalty) {result['eval_return']:.1f} ± {result['eval_std']:.1f} after "
+          f"{result['steps']} steps; logs in {result['logdir']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

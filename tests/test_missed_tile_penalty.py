@@ -1,0 +1,52 @@
+"""results/carracing/missed_tile_penalty.py: the penalty follows the tiles the car drove past untouched."""
+
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from script_loader import load_script
+
+penalty_script = load_script("results/carracing/missed_tile_penalty.py")
+
+
+class ScriptedTrack(gym.Env):
+    """A 30-tile road; step k touches the tiles listed in touches[k] and pays 1."""
+
+    observation_space = gym.spaces.Box(0, 1, (1,))
+    action_space = gym.spaces.Box(-1, 1, (1,))
+
+    def __init__(self, touches):
+        self.touches = touches
+
+    def reset(self, *, seed=None, options=None):
+        self.road = [SimpleNamespace(road_visited=i < 2) for i in range(30)]  # tiles 0 and 1 at the reset
+        self.k = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        for i in self.touches[self.k]:
+            self.road[i].road_visited = True
+        self.k += 1
+        return np.zeros(1, np.float32), 1.0, False, self.k == len(self.touches), {}
+
+
+def rewards(touches, penalty=10.0):
+    env = penalty_script.MissedTilePenalty(ScriptedTrack(touches), penalty)
+    env.reset()
+    return [env.step(np.zeros(1))[1] for _ in touches]
+
+
+def test_a_tile_driven_past_costs_the_penalty_once_the_car_is_three_tiles_beyond_it():
+    # tile 4 is skipped: it counts as missed when the car reaches tile 7 (BEHIND = 3), once
+    assert rewards([[2], [3], [5], [6], [7], [8]]) == [1, 1, 1, 1, -9, 1]
+
+
+def test_touching_a_missed_tile_later_gives_the_penalty_back():
+    assert rewards([[2, 3], [5, 6, 7], [4], [8]]) == [1, -9, 11, 1]
+
+
+@pytest.mark.parametrize("touches", [[[29], [28], [27]],  # turned round at the start: backwards is not progress
+                                     [[2], [20], [21]]])  # a jump across the grass further than AHEAD tiles
+def test_touches_that_are_not_forward_progress_cost_nothing(touches):
+    assert rewards(touches) == [1, 1, 1]
