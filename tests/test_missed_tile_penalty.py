@@ -50,3 +50,10 @@ def test_touching_a_missed_tile_later_gives_the_penalty_back():
                                      [[2], [20], [21]]])  # a jump across the grass further than AHEAD tiles
 def test_touches_that_are_not_forward_progress_cost_nothing(touches):
     assert rewards(touches) == [1, 1, 1]
+
+
+def test_the_command_line_asks_for_steps_or_check(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        penalty_script.main([str(tmp_path)])
+    assert stop.value.code == 2
+    assert "expected --steps N (continue the run) or --check N" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 drives past without touching it, then evaluate on the unchanged env.
 
     python results/carracing/missed_tile_penalty.py RUN_LOGDIR --steps 90000 [--penalty 10] [--lr_drop 0.25]
+    python results/carracing/missed_tile_penalty.py RUN_LOGDIR --check 10 [--penalty 10]
 
 Why: a CarRacing-v3 lap ends only once every tile is touched (see failure_modes.py), so a lap that runs wide past one
 tile runs on to the time limit and loses about 45 points, while the agent only ever sees that tile's own 3 to 4
@@ -10,6 +11,10 @@ not). `MissedTilePenalty` makes the cost visible when it happens: it tracks the 
 takes `penalty` off the reward for every tile left untouched behind it (and gives it back should the car return to
 touch it). The run in RUN_LOGDIR (a copy: it is resumed in place) continues to `--steps` with these rewards, for
 training and for its 5-episode evaluations; evaluate the result on the env as it is, with report.py.
+
+`--check N` asks whether a run's world model learned the penalty: it drives N greedy episodes (env seeds 777000
+and up) with the penalised reward and prints the mean real reward and the mean of the reward head's prediction on
+the steps that were penalised, and the head's mean on the other steps.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import argparse
 import sys
 
 import gymnasium as gym
+import numpy as np
+import torch
 
-from dreamer_tutorial.train import env_from_config, resume_config, train
+from dreamer_tutorial.train import env_from_config, load_agent, resume_config, train
 
 BEHIND = 3  # a tile counts as missed once the car's progress is this many tiles past it
 AHEAD = 10  # progress follows a newly touched tile at most this far ahead (a touch beyond: a jump, not progress)
@@ -55,13 +62,45 @@ class MissedTilePenalty(gym.Wrapper):
         return front
 
 
+@torch.no_grad()
+def check_reward_head(logdir: str, episodes: int, penalty: float) -> str:
+    """The reward head's prediction on penalised steps (those whose reward fell by more than half the penalty)
+    against the real penalised reward, over greedy episodes with the penalty."""
+    agent, config = load_agent(logdir)
+    agent.eval()
+    penalised, predicted, other = [], [], []
+    for seed in range(777_000, 777_000 + episodes):
+        env = MissedTilePenalty(env_from_config(config), penalty)
+        torch.manual_seed(seed)
+        obs, _ = env.reset(seed=seed)
+        state, reward, done = None, None, False
+        while not done:
+            action, state = agent.policy(obs, state, training=False)
+            if reward is not None:  # the head at this state predicts the reward of the step that led to it
+                head = agent.world_model.reward(state[0].feat).float().item()
+                (predicted if reward < -penalty / 2 else other).append(head)
+                if reward < -penalty / 2:
+                    penalised.append(reward)
+            obs, reward, terminated, truncated, _ = env.step(action[0])
+            done = terminated or truncated
+        env.close()
+    return (f"{len(penalised)} penalised steps in {episodes} episodes: real reward {np.mean(penalised):.2f}, reward "
+            f"head {np.mean(predicted):.2f}; other steps: reward head {np.mean(other):.2f}")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdir", help="a copy of a run's logdir (it is resumed in place)")
-    parser.add_argument("--steps", type=int, required=True, help="continue to this many policy steps")
+    parser.add_argument("--steps", type=int, help="continue to this many policy steps")
+    parser.add_argument("--check", type=int, metavar="N", help="only check the reward head over N episodes")
     parser.add_argument("--penalty", type=float, default=10.0, help="taken off the reward per missed tile")
     parser.add_argument("--lr_drop", type=float, default=None, help="factor on every learning rate (default: saved)")
     args = parser.parse_args(argv)
+    if args.check:
+        print(check_reward_head(args.logdir, args.check, args.penalty))
+        return 0
+    if args.steps is None:
+        parser.error("expected --steps N (continue the run) or --check N (check its reward head)")
     overrides = {"steps": args.steps}
     if args.lr_drop is not None:
         overrides["lr_drop"] = args.lr_drop
