@@ -24,7 +24,7 @@ import sys
 
 import gymnasium as gym
 import numpy as np
-import torch
+from value_calibration import drive
 
 from dreamer_tutorial.train import env_from_config, load_agent, resume_config, train
 
@@ -62,28 +62,18 @@ class MissedTilePenalty(gym.Wrapper):
         return front
 
 
-@torch.no_grad()
 def check_reward_head(logdir: str, episodes: int, penalty: float) -> str:
     """The reward head's prediction on penalised steps (those whose reward fell by more than half the penalty)
     against the real penalised reward, over greedy episodes with the penalty."""
     agent, config = load_agent(logdir)
-    agent.eval()
     penalised, predicted, other = [], [], []
     for seed in range(777_000, 777_000 + episodes):
-        env = MissedTilePenalty(env_from_config(config), penalty)
-        torch.manual_seed(seed)
-        obs, _ = env.reset(seed=seed)
-        state, reward, done = None, None, False
-        while not done:
-            action, state = agent.policy(obs, state, training=False)
-            if reward is not None:  # the head at this state predicts the reward of the step that led to it
-                head = agent.world_model.reward(state[0].feat).float().item()
-                (predicted if reward < -penalty / 2 else other).append(head)
-                if reward < -penalty / 2:
-                    penalised.append(reward)
-            obs, reward, terminated, truncated, _ = env.step(action[0])
-            done = terminated or truncated
-        env.close()
+        e = drive(agent, config, seed, env=MissedTilePenalty(env_from_config(config), penalty))
+        rewards = e["rewards"][:-1]  # r_1 .. r_{T-1}, beside the head's predictions at s_1 .. s_{T-1}
+        hit = rewards < -penalty / 2
+        penalised += rewards[hit].tolist()
+        predicted += e["predicted"][hit].tolist()
+        other += e["predicted"][~hit].tolist()
     return (f"{len(penalised)} penalised steps in {episodes} episodes: real reward {np.mean(penalised):.2f}, reward "
             f"head {np.mean(predicted):.2f}; other steps: reward head {np.mean(other):.2f}")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -35,10 +36,11 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
 
 
 @torch.no_grad()
-def drive(agent, config, seed: int) -> dict[str, np.ndarray]:
+def drive(agent, config, seed: int, env: gym.Env | None = None) -> dict[str, np.ndarray]:
     """One greedy episode: values v(s_t) and predicted rewards at every posterior state s_0 .. s_{T-1}, and the
-    real rewards r_1 .. r_T that followed (r_{t+1} is the reward of the frame s_{t+1} sees)."""
-    env = env_from_config(config)
+    real rewards r_1 .. r_T that followed (r_{t+1} is the reward of the frame s_{t+1} sees). `env` (closed
+    afterwards) replaces the run's own env, e.g. with a wrapper that changes the reward."""
+    env = env or env_from_config(config)
     torch.manual_seed(seed)
     agent.eval()
     try:
