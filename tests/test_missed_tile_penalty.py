@@ -56,4 +56,16 @@ def test_the_command_line_asks_for_steps_or_check(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         penalty_script.main([str(tmp_path)])
     assert stop.value.code == 2
-    assert "expected --steps N (continue the run) or --check N" in capsys.readouterr().err
+    assert "expected --steps N (continue the run), --preset P (start one) or --check N" in capsys.readouterr().err
+
+
+def test_a_new_run_needs_a_known_preset_and_an_empty_logdir(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        penalty_script.main([str(tmp_path), "--preset", "nonesuch"])
+    assert stop.value.code == 2
+    assert "unknown preset 'nonesuch'" in capsys.readouterr().err
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest.pt").write_bytes(b"a run")
+    with pytest.raises(SystemExit) as stop:
+        penalty_script.main([str(tmp_path), "--preset", "carracing_cpu_80k"])
+    assert "already holds a run: continue it without --preset" in capsys.readouterr().err

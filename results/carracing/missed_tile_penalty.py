@@ -2,6 +2,7 @@
 drives past without touching it, then evaluate on the unchanged env.
 
     python results/carracing/missed_tile_penalty.py RUN_LOGDIR --steps 90000 [--penalty 10] [--lr_drop 0.25]
+    python results/carracing/missed_tile_penalty.py NEW_LOGDIR --preset carracing_cpu_80k --seed 0 [--steps N]
     python results/carracing/missed_tile_penalty.py RUN_LOGDIR --check 10 [--penalty 10]
 
 Why: a CarRacing-v3 lap ends only once every tile is touched (see failure_modes.py), so a lap that runs wide past one
@@ -10,7 +11,9 @@ points go missing (whether the lap will end depends on tiles hundreds of steps b
 not). `MissedTilePenalty` makes the cost visible when it happens: it tracks the car's progress round the track and
 takes `penalty` off the reward for every tile left untouched behind it (and gives it back should the car return to
 touch it). The run in RUN_LOGDIR (a copy: it is resumed in place) continues to `--steps` with these rewards, for
-training and for its 5-episode evaluations; evaluate the result on the env as it is, with report.py.
+training and for its 5-episode evaluations; evaluate the result on the env as it is, with report.py. With
+`--preset P` (and a logdir that holds no run) a new run of preset P trains with the penalty from its first step;
+`--steps` then ends this sitting early (resume it later without `--preset`).
 
 `--check N` asks whether a run's world model learned the penalty: it drives N greedy episodes (env seeds 777000
 and up) with the penalised reward and prints the mean real reward and the mean of the reward head's prediction on
@@ -26,7 +29,8 @@ import gymnasium as gym
 import numpy as np
 from value_calibration import drive
 
-from dreamer_tutorial.train import env_from_config, load_agent, resume_config, train
+from dreamer_tutorial.config import Config
+from dreamer_tutorial.train import env_from_config, has_checkpoint, load_agent, resume_config, train
 
 BEHIND = 3  # a tile counts as missed once the car's progress is this many tiles past it
 AHEAD = 10  # progress follows a newly touched tile at most this far ahead (a touch beyond: a jump, not progress)
@@ -80,7 +84,9 @@ def check_reward_head(logdir: str, episodes: int, penalty: float) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("logdir", help="a copy of a run's logdir (it is resumed in place)")
+    parser.add_argument("logdir", help="a copy of a run's logdir (it is resumed in place), or a new one with --preset")
+    parser.add_argument("--preset", help="start a new run of this preset in logdir, with the penalty from step 0")
+    parser.add_argument("--seed", type=int, default=0, help="with --preset: the new run's seed")
     parser.add_argument("--steps", type=int, help="continue to this many policy steps")
     parser.add_argument("--check", type=int, metavar="N", help="only check the reward head over N episodes")
     parser.add_argument("--penalty", type=float, default=10.0, help="taken off the reward per missed tile")
@@ -89,16 +95,25 @@ def main(argv: list[str]) -> int:
     if args.check:
         print(check_reward_head(args.logdir, args.check, args.penalty))
         return 0
-    if args.steps is None:
-        parser.error("expected --steps N (continue the run) or --check N (check its reward head)")
-    overrides = {"steps": args.steps}
+    if args.steps is None and args.preset is None:
+        parser.error("expected --steps N (continue the run), --preset P (start one) or --check N (check its reward "
+                     "head)")
+    overrides = {} if args.steps is None else {"steps": args.steps}
     if args.lr_drop is not None:
         overrides["lr_drop"] = args.lr_drop
-    config = resume_config(args.logdir, overrides)
+    if args.preset is not None:
+        if has_checkpoint(args.logdir):
+            parser.error(f"{args.logdir} already holds a run: continue it without --preset")
+        try:
+            config = Config.preset(args.preset, seed=args.seed, logdir=args.logdir, **overrides)
+        except ValueError as error:
+            parser.error(str(error))
+    else:
+        config = resume_config(args.logdir, overrides)
     if not config.env.startswith("CarRacing"):
         parser.error(f"expected a CarRacing run, got env {config.env!r}")
-    result = train(config, env_fn=lambda: MissedTilePenalty(env_from_config(config), args.penalty), resume=True,
-                   progress=False)
+    result = train(config, env_fn=lambda: MissedTilePenalty(env_from_config(config), args.penalty),
+                   resume=args.preset is None, progress=False)
     print(f"eval return (with the penalty) {result['eval_return']:.1f} ± {result['eval_std']:.1f} after "
           f"{result['steps']} steps; logs in {result['logdir']}")
     return 0
