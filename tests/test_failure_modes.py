@@ -116,3 +116,10 @@ def test_a_lap_ends_only_once_every_tile_is_touched_since_the_reset_touches_tile
     track = env.unwrapped
     assert track.road[0].road_visited and track.tile_visited_count >= 1
     env.close()
+
+
+def test_a_missing_table_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        failure_modes.main(["some_run", "--table", str(tmp_path / "eval_episodes.csv")])
+    assert stop.value.code == 2
+    assert "expected an eval_episodes.csv of report.py; there is none" in capsys.readouterr().err

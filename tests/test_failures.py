@@ -42,3 +42,10 @@ def test_by_turning_splits_the_tracks_into_thirds_by_turning():
     assert rows[2] == "| least turning third (2) | 7.0-8.0 | 0.0% | 900.0 |"
     assert rows[3] == "| middle third (2) | 9.0-10.0 | 0.0% | 900.0 |"
     assert rows[4] == "| most turning third (2) | 19.0-20.0 | 100.0% | 300.0 |"
+
+
+def test_read_returns_takes_the_table_or_its_folder(tmp_path):
+    (tmp_path / "eval_episodes.csv").write_text("episode,seed,return\n0,777000,912.5\n1,777001,640.0\n")
+    expected = {777000: 912.5, 777001: 640.0}
+    assert failures.read_returns(tmp_path) == expected
+    assert failures.read_returns(tmp_path / "eval_episodes.csv") == expected

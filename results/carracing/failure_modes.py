@@ -25,13 +25,14 @@ episode of the table; `--jobs` splits the seeds over processes of one torch thre
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
+from failures import read_returns
 
 from dreamer_tutorial.train import env_from_config, evaluate, load_agent, make_vector_env
 
@@ -194,8 +195,9 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     seeds, table = list(args.seeds), {}
     if args.table:
-        with open(args.table) as f:
-            table = {int(row["seed"]): float(row["return"]) for row in csv.DictReader(f)}
+        if not Path(args.table).is_file():
+            parser.error(f"--table {args.table}: expected an eval_episodes.csv of report.py; there is none")
+        table = read_returns(args.table)
         seeds += [seed for seed, ret in table.items() if ret < args.below]
     if not seeds:
         parser.error("expected env seeds to replay: --seeds S ... or --table eval_episodes.csv with episodes "

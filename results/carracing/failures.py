@@ -24,8 +24,10 @@ import gymnasium as gym
 import numpy as np
 
 
-def read_returns(result_dir: str) -> dict[int, float]:
-    with open(Path(result_dir) / "eval_episodes.csv") as f:
+def read_returns(path: str) -> dict[int, float]:
+    """env seed -> return from an eval_episodes.csv of report.py, given the file or the folder that holds it."""
+    path = Path(path)
+    with open(path / "eval_episodes.csv" if path.is_dir() else path) as f:
         return {int(row["seed"]): float(row["return"]) for row in csv.DictReader(f)}
 
 
