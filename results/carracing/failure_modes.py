@@ -133,33 +133,39 @@ def longest_run(flags: np.ndarray) -> int:
     return best
 
 
-def trace_episodes(logdir: str, seeds: list[int], best: bool = False, threads: int | None = None) -> list[dict]:
-    """Replay each seed's greedy episode (one env, torch seeded as evaluate_episodes seeds it) with `CarTrace`."""
-    if threads:
-        torch.set_num_threads(threads)
-    agent, config = load_agent(logdir, best=best)
+def traces(agent, config, seeds: list[int]):
+    """Replay each seed's greedy episode (one env, torch seeded as evaluate_episodes seeds it) with `CarTrace`:
+    yields (seed, return, the CarTrace wrapper after the episode)."""
     envs = make_vector_env(config, env_fn=lambda: CarTrace(env_from_config(config)), num_envs=1)
-    rows = []
     try:
         for seed in seeds:
             torch.manual_seed(seed)
             stats = evaluate(agent, envs, 1, seed=seed)
-            trace = envs.envs[0]
-            off = ~np.array(trace.record["on_road"])
-            tiles = np.array(trace.record["tiles"])
-            last = last_new_tile(tiles)
-            missed, ahead = missed_and_ahead(trace.unvisited, len(trace.points))
-            sharp = trace.turning > np.quantile(trace.turning, 0.75)  # the track's sharpest quarter of tiles
-            rows.append({"seed": seed, "return": stats["returns"][0], "ended": trace.ended,
-                         "tiles": f"{tiles[-1]}/{len(trace.points)}", "off_road": int(off.sum()),
-                         "longest_off_road": longest_run(off), "wrong_way": int(np.sum(trace.record["wrong_way"])),
-                         "last_new_tile": last, "lap_if_touched": 1000 - 0.1 * config.action_repeat * last,
-                         "missed": len(missed), "cuts": stretches(missed), "missed_sharp": int(sharp[missed].sum()),
-                         "missed_turning": trace.turning[missed].tolist(), "track_turning": trace.turning.tolist(),
-                         "ahead": ahead, "steps": len(tiles),
-                         "verdict": verdict(trace.record, trace.ended, ahead)})
+            yield seed, stats["returns"][0], envs.envs[0]
     finally:
         envs.close()
+
+
+def trace_episodes(logdir: str, seeds: list[int], best: bool = False, threads: int | None = None) -> list[dict]:
+    """One row per seed's greedy episode: how it ended, its tiles, where it left the road, the verdict."""
+    if threads:
+        torch.set_num_threads(threads)
+    agent, config = load_agent(logdir, best=best)
+    rows = []
+    for seed, ret, trace in traces(agent, config, seeds):
+        off = ~np.array(trace.record["on_road"])
+        tiles = np.array(trace.record["tiles"])
+        last = last_new_tile(tiles)
+        missed, ahead = missed_and_ahead(trace.unvisited, len(trace.points))
+        sharp = trace.turning > np.quantile(trace.turning, 0.75)  # the track's sharpest quarter of tiles
+        rows.append({"seed": seed, "return": ret, "ended": trace.ended,
+                     "tiles": f"{tiles[-1]}/{len(trace.points)}", "off_road": int(off.sum()),
+                     "longest_off_road": longest_run(off), "wrong_way": int(np.sum(trace.record["wrong_way"])),
+                     "last_new_tile": last, "lap_if_touched": 1000 - 0.1 * config.action_repeat * last,
+                     "missed": len(missed), "cuts": stretches(missed), "missed_sharp": int(sharp[missed].sum()),
+                     "missed_turning": trace.turning[missed].tolist(), "track_turning": trace.turning.tolist(),
+                     "ahead": ahead, "steps": len(tiles),
+                     "verdict": verdict(trace.record, trace.ended, ahead)})
     return rows
 
 

@@ -19,11 +19,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from failure_modes import CarTrace, missed_and_ahead  # noqa: E402
+from failure_modes import missed_and_ahead, traces  # noqa: E402
 from matplotlib.patches import Polygon  # noqa: E402
 
-from dreamer_tutorial.train import env_from_config, evaluate, load_agent, make_vector_env  # noqa: E402
+from dreamer_tutorial.train import load_agent  # noqa: E402
 
 COLORS = {"touched": "0.6", "missed": "tab:red", "not reached": "0.9"}
 
@@ -57,20 +56,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--best", action="store_true", help="the run's best.pt, not latest.pt")
     args = parser.parse_args(argv)
     agent, config = load_agent(args.logdir, best=args.best)
-    envs = make_vector_env(config, env_fn=lambda: CarTrace(env_from_config(config)), num_envs=1)
     fig, axes = plt.subplots(1, len(args.seed), figsize=(4.5 * len(args.seed), 4.5), squeeze=False)
-    try:
-        for ax, seed in zip(axes[0], args.seed):
-            torch.manual_seed(seed)
-            result = evaluate(agent, envs, 1, seed=seed)
-            trace = envs.envs[0]
-            tiles = [tile.fixtures[0].shape.vertices for tile in trace.env.unwrapped.road]  # corners, track order
-            states = tile_states(trace.unvisited, len(tiles))
-            draw(ax, tiles, states, np.array(trace.record["position"]),
-                 f"env seed {seed}: {result['returns'][0]:.1f}, {trace.ended} after {len(trace.record['tiles'])} "
-                 f"steps,\n{states.count('missed')} tiles missed, {states.count('not reached')} not reached")
-    finally:
-        envs.close()
+    for ax, (seed, ret, trace) in zip(axes[0], traces(agent, config, args.seed)):
+        tiles = [tile.fixtures[0].shape.vertices for tile in trace.env.unwrapped.road]  # corners, track order
+        states = tile_states(trace.unvisited, len(tiles))
+        draw(ax, tiles, states, np.array(trace.record["position"]),
+             f"env seed {seed}: {ret:.1f}, {trace.ended} after {len(trace.record['tiles'])} "
+             f"steps,\n{states.count('missed')} tiles missed, {states.count('not reached')} not reached")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     print(f"wrote {args.out}")
