@@ -17,7 +17,8 @@ training and for its 5-episode evaluations; evaluate the result on the env as it
 
 Measured (results/carracing-cpu/README.md): 10k steps from an 80k agent changed nothing (856.5 against 862.1);
 from the first step of a run it gave fewer missed-tile laps but a worse driver (714.8), with three times as many
-laps driven the wrong way: the penalty charges only forward progress, so a car that turns round escapes it.
+laps driven the wrong way after a spin: the penalty charges only forward progress, so a car that turns round
+escapes it.
 
 `--check N` asks whether a run's world model learned the penalty: it drives N greedy episodes (env seeds 777000
 and up) with the penalised reward and prints the mean real reward and the mean of the reward head's prediction on
