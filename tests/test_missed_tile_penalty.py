@@ -69,3 +69,11 @@ def test_a_new_run_needs_a_known_preset_and_an_empty_logdir(tmp_path, capsys):
     with pytest.raises(SystemExit) as stop:
         penalty_script.main([str(tmp_path), "--preset", "carracing_cpu_80k"])
     assert "already holds a run: continue it without --preset" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", [["--steps", "90000"], ["--check", "2"]])
+def test_a_logdir_without_a_run_is_one_line(tmp_path, capsys, options):
+    with pytest.raises(SystemExit) as stop:
+        penalty_script.main([str(tmp_path), *options])
+    assert stop.value.code == 2
+    assert f"no checkpoint in {tmp_path / 'checkpoints'}" in capsys.readouterr().err

@@ -97,28 +97,32 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--penalty", type=float, default=10.0, help="taken off the reward per missed tile")
     parser.add_argument("--lr_drop", type=float, default=None, help="factor on every learning rate (default: saved)")
     args = parser.parse_args(argv)
-    if args.check:
-        print(check_reward_head(args.logdir, args.check, args.penalty))
-        return 0
-    if args.steps is None and args.preset is None:
+    if not args.check and args.steps is None and args.preset is None:
         parser.error("expected --steps N (continue the run), --preset P (start one) or --check N (check its reward "
                      "head)")
+    if args.preset is not None and has_checkpoint(args.logdir):
+        parser.error(f"{args.logdir} already holds a run: continue it without --preset")
     overrides = {} if args.steps is None else {"steps": args.steps}
     if args.lr_drop is not None:
         overrides["lr_drop"] = args.lr_drop
-    if args.preset is not None:
-        if has_checkpoint(args.logdir):
-            parser.error(f"{args.logdir} already holds a run: continue it without --preset")
-        try:
+    try:  # no run in logdir, an unknown preset, a damaged checkpoint: one line, as python -m dreamer_tutorial.train
+        if args.check:
+            print(check_reward_head(args.logdir, args.check, args.penalty))
+            return 0
+        if args.preset is not None:
             config = Config.preset(args.preset, seed=args.seed, logdir=args.logdir, **overrides)
-        except ValueError as error:
-            parser.error(str(error))
-    else:
-        config = resume_config(args.logdir, overrides)
+        else:
+            config = resume_config(args.logdir, overrides)
+    except ValueError as error:
+        parser.error(str(error))
     if not config.env.startswith("CarRacing"):
         parser.error(f"expected a CarRacing run, got env {config.env!r}")
-    result = train(config, env_fn=lambda: MissedTilePenalty(env_from_config(config), args.penalty),
-                   resume=args.preset is None, progress=False)
+    try:
+        result = train(config, env_fn=lambda: MissedTilePenalty(env_from_config(config), args.penalty),
+                       resume=args.preset is None, progress=False)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"eval return (with the penalty) {result['eval_return']:.1f} ± {result['eval_std']:.1f} after "
           f"{result['steps']} steps; logs in {result['logdir']}")
     return 0
