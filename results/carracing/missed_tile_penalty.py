@@ -71,13 +71,28 @@ class MissedTilePenalty(gym.Wrapper):
         return front
 
 
-def check_reward_head(logdir: str, episodes: int, penalty: float) -> str:
+class OffRoadPenalty(gym.Wrapper):
+    """Subtracts `penalty` times the fraction of the car's four wheels that touch no road tile after each step
+    (CarRacing-v3 envs): a cost the frame shows (the car over the grass), unlike a missed tile."""
+
+    def __init__(self, env: gym.Env, penalty: float):
+        super().__init__(env)
+        self.penalty = penalty
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        wheels = self.env.unwrapped.car.wheels
+        reward -= self.penalty * sum(not wheel.tiles for wheel in wheels) / len(wheels)
+        return obs, reward, terminated, truncated, info
+
+
+def check_reward_head(logdir: str, episodes: int, shaping: type[gym.Wrapper], penalty: float) -> str:
     """The reward head's prediction on penalised steps (those whose reward fell by more than half the penalty)
     against the real penalised reward, over greedy episodes with the penalty."""
     agent, config = load_agent(logdir)
     penalised, predicted, other = [], [], []
     for seed in range(777_000, 777_000 + episodes):
-        e = drive(agent, config, seed, env=MissedTilePenalty(env_from_config(config), penalty))
+        e = drive(agent, config, seed, env=shaping(env_from_config(config), penalty))
         rewards = e["rewards"][:-1]  # r_1 .. r_{T-1}, beside the head's predictions at s_1 .. s_{T-1}
         hit = rewards < -penalty / 2
         penalised += rewards[hit].tolist()
@@ -87,6 +102,9 @@ def check_reward_head(logdir: str, episodes: int, penalty: float) -> str:
             f"head {np.mean(predicted):.2f}; other steps: reward head {np.mean(other):.2f}")
 
 
+SHAPINGS = {"missed_tile": (MissedTilePenalty, 10.0), "off_road": (OffRoadPenalty, 1.0)}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("logdir", help="a copy of a run's logdir (it is resumed in place), or a new one with --preset")
@@ -94,9 +112,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="with --preset: the new run's seed")
     parser.add_argument("--steps", type=int, help="continue to this many policy steps")
     parser.add_argument("--check", type=int, metavar="N", help="only check the reward head over N episodes")
-    parser.add_argument("--penalty", type=float, default=10.0, help="taken off the reward per missed tile")
+    parser.add_argument("--shaping", choices=sorted(SHAPINGS), default="missed_tile",
+                        help="missed_tile: the penalty per tile driven past untouched; off_road: the penalty per "
+                             "policy step with all four wheels off the road (a quarter per wheel)")
+    parser.add_argument("--penalty", type=float, help="its size (default: 10 for missed_tile, 1 for off_road)")
     parser.add_argument("--lr_drop", type=float, default=None, help="factor on every learning rate (default: saved)")
     args = parser.parse_args(argv)
+    shaping, default_penalty = SHAPINGS[args.shaping]
+    penalty = default_penalty if args.penalty is None else args.penalty
     if not args.check and args.steps is None and args.preset is None:
         parser.error("expected --steps N (continue the run), --preset P (start one) or --check N (check its reward "
                      "head)")
@@ -107,7 +130,7 @@ def main(argv: list[str]) -> int:
         overrides["lr_drop"] = args.lr_drop
     try:  # no run in logdir, an unknown preset, a damaged checkpoint: one line, as python -m dreamer_tutorial.train
         if args.check:
-            print(check_reward_head(args.logdir, args.check, args.penalty))
+            print(check_reward_head(args.logdir, args.check, shaping, penalty))
             return 0
         if args.preset is not None:
             config = Config.preset(args.preset, seed=args.seed, logdir=args.logdir, **overrides)
@@ -118,7 +141,7 @@ def main(argv: list[str]) -> int:
     if not config.env.startswith("CarRacing"):
         parser.error(f"expected a CarRacing run, got env {config.env!r}")
     try:
-        result = train(config, env_fn=lambda: MissedTilePenalty(env_from_config(config), args.penalty),
+        result = train(config, env_fn=lambda: shaping(env_from_config(config), penalty),
                        resume=args.preset is None, progress=False)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
