@@ -1,28 +1,32 @@
-"""An experiment on the reward, not on the algorithm: continue a CarRacing run with a penalty for every tile the car
-drives past without touching it, then evaluate on the unchanged env.
+"""Experiments on the reward, not on the algorithm: train a CarRacing run with a shaped reward, then evaluate it
+on the unchanged env.
 
-    python results/carracing/missed_tile_penalty.py RUN_LOGDIR --steps 90000 [--penalty 10] [--lr_drop 0.25]
-    python results/carracing/missed_tile_penalty.py NEW_LOGDIR --preset carracing_cpu_80k --seed 0 [--steps N]
-    python results/carracing/missed_tile_penalty.py RUN_LOGDIR --check 10 [--penalty 10]
+    python results/carracing/reward_shaping.py RUN_LOGDIR --steps 90000 [--shaping missed_tile] [--penalty 10]
+    python results/carracing/reward_shaping.py NEW_LOGDIR --preset carracing_cpu_80k --seed 0 [--shaping off_road]
+    python results/carracing/reward_shaping.py RUN_LOGDIR --check 10 [--shaping S] [--penalty P]
 
 Why: a CarRacing-v3 lap ends only once every tile is touched (see failure_modes.py), so a lap that runs wide past one
 tile runs on to the time limit and loses about 45 points, while the agent only ever sees that tile's own 3 to 4
 points go missing (whether the lap will end depends on tiles hundreds of steps back, which look the same touched or
-not). `MissedTilePenalty` makes the cost visible when it happens: it tracks the car's progress round the track and
-takes `penalty` off the reward for every tile left untouched behind it (and gives it back should the car return to
-touch it). The run in RUN_LOGDIR (a copy: it is resumed in place) continues to `--steps` with these rewards, for
-training and for its 5-episode evaluations; evaluate the result on the env as it is, with report.py. With
-`--preset P` (and a logdir that holds no run) a new run of preset P trains with the penalty from its first step;
-`--steps` then ends this sitting early (resume it later without `--preset`).
+not). Two shapings (`--shaping`):
+- `missed_tile` (`MissedTilePenalty`, the default) makes that cost visible when it happens: it tracks the car's
+  progress round the track and takes `--penalty` (10) off the reward for every tile left untouched behind it (and
+  gives it back should the car return to touch it);
+- `off_road` (`OffRoadPenalty`) charges the cause instead, in a form the frame shows: `--penalty` (1) times the
+  fraction of the four wheels that touch no road tile, after every policy step.
+The run in RUN_LOGDIR (a copy: it is resumed in place) continues to `--steps` with the shaped reward, for training
+and for its 5-episode evaluations; evaluate the result on the env as it is, with report.py. With `--preset P` (and a
+logdir that holds no run) a new run of preset P trains with it from its first step; `--steps` then ends this sitting
+early (resume it later without `--preset`, with the same `--shaping` and `--penalty`).
 
-Measured (results/carracing-cpu/README.md): 10k steps from an 80k agent changed nothing (856.5 against 862.1);
-from the first step of a run it gave fewer missed-tile laps but a worse driver (714.8), with three times as many
-laps driven the wrong way after a spin: the penalty charges only forward progress, so a car that turns round
-escapes it.
+Measured (results/carracing-cpu/README.md): 10k steps of `missed_tile` from an 80k agent changed nothing (856.5
+against 862.1); from the first step of a run it gave fewer missed-tile laps but a worse driver (714.8), with three
+times as many laps driven the wrong way after a spin: the penalty charges only forward progress, so a car that
+turns round escapes it, and the world model predicts it poorly (a missed tile looks like a touched one).
 
-`--check N` asks whether a run's world model learned the penalty: it drives N greedy episodes (env seeds 777000
-and up) with the penalised reward and prints the mean real reward and the mean of the reward head's prediction on
-the steps that were penalised, and the head's mean on the other steps.
+`--check N` asks whether a run's world model learned the shaping: it drives N greedy episodes (env seeds 777000
+and up) with the shaped reward and prints the mean real reward and the mean of the reward head's prediction on
+the steps that were penalised (the reward below minus half the penalty), and the head's mean on the other steps.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""results/carracing/missed_tile_penalty.py: the penalty follows the tiles the car drove past untouched."""
+"""results/carracing/reward_shaping.py: the missed-tile penalty follows the tiles the car drove past untouched;
+the off-road penalty, the wheels that touch no road tile."""
 
 from types import SimpleNamespace
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from script_loader import load_script
 
-penalty_script = load_script("results/carracing/missed_tile_penalty.py")
+penalty_script = load_script("results/carracing/reward_shaping.py")
 
 
 class ScriptedTrack(gym.Env):
@@ -77,3 +78,41 @@ def test_a_logdir_without_a_run_is_one_line(tmp_path, capsys, options):
         penalty_script.main([str(tmp_path), *options])
     assert stop.value.code == 2
     assert f"no checkpoint in {tmp_path / 'checkpoints'}" in capsys.readouterr().err
+
+
+class ScriptedWheels(gym.Env):
+    """A car whose four wheels touch, after step k, the number of road tiles listed in tiles[k]; pays 1."""
+
+    observation_space = gym.spaces.Box(0, 1, (1,))
+    action_space = gym.spaces.Box(-1, 1, (1,))
+
+    def __init__(self, tiles):
+        self.tiles, self.car = tiles, SimpleNamespace(wheels=[SimpleNamespace(tiles=set()) for _ in range(4)])
+
+    def reset(self, *, seed=None, options=None):
+        self.k = 0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        for wheel, count in zip(self.car.wheels, self.tiles[self.k]):
+            wheel.tiles = set(range(count))
+        self.k += 1
+        return np.zeros(1, np.float32), 1.0, False, self.k == len(self.tiles), {}
+
+
+def test_off_road_costs_a_quarter_of_the_penalty_per_wheel_on_no_road_tile():
+    env = penalty_script.OffRoadPenalty(ScriptedWheels([[1, 1, 1, 1], [2, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 0]]), 2.0)
+    env.reset()
+    assert [env.step(np.zeros(1))[1] for _ in range(4)] == [1.0, 0.5, -0.5, -1.0]
+
+
+def test_off_road_on_the_real_track_charges_nothing_on_the_road_and_the_whole_penalty_on_the_grass():
+    plain, shaped = gym.make("CarRacing-v3"), penalty_script.OffRoadPenalty(gym.make("CarRacing-v3"), 1.5)
+    plain.reset(seed=5)
+    shaped.reset(seed=5)
+    gaps = []
+    for t in range(120):  # 20 frames straight down the road, then full left lock onto the grass
+        action = np.array([0.0, 0.3, 0.0]) if t < 20 else np.array([-1.0, 0.6, 0.0])
+        gaps.append(plain.step(action)[1] - shaped.step(action)[1])
+    assert gaps[:20] == [0.0] * 20
+    assert gaps[-20:] == pytest.approx([1.5] * 20)
