@@ -89,7 +89,8 @@ class Dreamer(nn.Module):
 
     @torch.no_grad()
     def policy(self, obs, state: tuple[State, torch.Tensor] | None = None, training: bool = True,
-               is_first=None, sample: bool | None = None) -> tuple[np.ndarray, tuple[State, torch.Tensor]]:
+               is_first=None, sample: bool | None = None,
+               latent_mode: bool = False) -> tuple[np.ndarray, tuple[State, torch.Tensor]]:
         """Actions (N, A) for a batch of uint8 frames (N, H, W, 3) (a single frame (H, W, 3) is also accepted).
 
         `state` is what the previous call returned (None at the start: every row is then a first step);
@@ -98,6 +99,10 @@ class Dreamer(nn.Module):
         `training` picks the exploration actor where there is one; `sample` (default: `training`) draws the action
         from the actor's distribution instead of taking its mode, so `training=False, sample=True` is the task
         actor's sampled policy, which evaluation can compare with the greedy one.
+        `latent_mode` replaces the posterior's sample z_t by its most likely class in each of the `stoch`
+        categoricals (and carries that into the next step), so the policy is a deterministic function of the
+        frames. The authors sample the posterior when they act, in evaluation too; this is an evaluation-only
+        option (results/carracing-cpu/README.md compares the two), never used in training.
         """
         obs = torch.as_tensor(np.asarray(obs), device=self.device)
         if obs.dim() == 3:
@@ -115,6 +120,9 @@ class Dreamer(nn.Module):
         with self._autocast():
             embed = self.world_model.embed(obs)
             latent, _ = self.world_model.rssm.obs_step(latent, prev_action, embed, first)
+            if latent_mode:
+                stoch = nn.functional.one_hot(latent.logits.argmax(-1), latent.logits.shape[-1]).to(latent.stoch.dtype)
+                latent = State(latent.deter, stoch, latent.logits)
             behavior = self.expl_behavior if (training and self.expl_behavior is not None) else self.task_behavior
             dist = behavior.actor(latent.feat)
             action = dist.rsample() if (training if sample is None else sample) else dist.mode()

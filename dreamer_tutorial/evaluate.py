@@ -1,7 +1,8 @@
 """Command line: evaluate a trained agent's greedy policy over many episodes.
 
     python -m dreamer_tutorial.evaluate --logdir D [--episodes 100] [--seed S] [--num_envs N] [--device cpu]
-                                        [--csv PATH] [--video out.mp4] [--sample] [--best] [--no-progress]
+                                        [--csv PATH] [--video out.mp4] [--sample] [--latent_mode] [--best]
+                                        [--no-progress]
 
 Loads the agent from D/checkpoints/latest.pt (with `--best`: best.pt, the agent of the run's best evaluation
 during training, CSV D/eval_<N>ep_seed<S>_best.csv), runs `--episodes` episodes with the actor's mode on `--num_envs`
@@ -9,7 +10,9 @@ parallel copies of the run's env (the env, frame size, action repeat and time li
 prints mean ± std, min and max of the returns, and writes one CSV row per episode (episode, seed, return) to
 D/eval_<N>ep_seed<S>.csv. With `--video`, the first episode is saved as a video. With `--sample` the actions are
 drawn from the task actor's distribution, as during training, instead of taking its mode (CSV
-D/eval_<N>ep_seed<S>_sampled.csv): the gap between the two tells whether the greedy mode is a good driver.
+D/eval_<N>ep_seed<S>_sampled.csv): the gap between the two tells whether the greedy mode is a good driver. With
+`--latent_mode` the posterior's most likely latent state replaces its sample at every step (CSV suffix
+`_latentmode`; the authors sample it), which makes the greedy policy a deterministic function of the frames.
 
 Seeds: training uses env seeds below 100000 and the evaluations during training 1000000 and up, so the default
 777000 gives tracks the agent never saw. Every episode has a seed of its own: the episodes run in waves of N (one
@@ -56,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--video", default=None, help="save the first episode here (.mp4 or .gif)")
     parser.add_argument("--sample", action="store_true",
                         help="draw actions from the actor's distribution instead of taking its mode")
+    parser.add_argument("--latent_mode", action="store_true",
+                        help="act on the posterior's most likely latent state instead of a sample of it")
     parser.add_argument("--best", action="store_true",
                         help="evaluate checkpoints/best.pt (the run's best evaluation during training), not latest.pt")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -63,9 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def evaluate_episodes(agent, config, episodes: int, seed: int = EVAL_SEED, num_envs: int | None = None,
-                      record: bool = False, progress: bool = False, sample: bool = False) -> dict:
+                      record: bool = False, progress: bool = False, sample: bool = False,
+                      latent_mode: bool = False) -> dict:
     """Greedy returns of `episodes` episodes, episode e on env seed `seed + e` (waves of num_envs sub-envs).
-    With `sample`, the actions are drawn from the actor instead (its mode is the greedy action).
+    With `sample`, the actions are drawn from the actor instead (its mode is the greedy action); with
+    `latent_mode`, the agent acts on the posterior's most likely latent state, not a sample of it.
 
     Returns {"episodes": [0..], "seeds": [...], "returns": [...]} in episode order, plus "frames" of episode 0
     with `record`.
@@ -82,7 +89,7 @@ def evaluate_episodes(agent, config, episodes: int, seed: int = EVAL_SEED, num_e
         for first in range(0, episodes, num_envs):
             torch.manual_seed(seed + first)
             stats = evaluate(agent, envs, min(num_envs, episodes - first), seed=seed + first,
-                             record=record and first == 0, sample=sample)
+                             record=record and first == 0, sample=sample, latent_mode=latent_mode)
             returns += stats["returns"]  # at most one episode per sub-env: in sub-env (= episode) order
             frames = stats.get("frames", frames)
             bar.update(len(stats["returns"]))
@@ -112,13 +119,15 @@ def run(args: argparse.Namespace) -> str:
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
     agent, config = load_agent(args.logdir, device=args.device, best=args.best)
     result = evaluate_episodes(agent, config, args.episodes, args.seed, args.num_envs, record=args.video is not None,
-                               progress=not args.no_progress, sample=args.sample)
-    suffix = ("_best" if args.best else "") + ("_sampled" if args.sample else "")
+                               progress=not args.no_progress, sample=args.sample, latent_mode=args.latent_mode)
+    suffix = ("_best" if args.best else "") + ("_sampled" if args.sample else "") + (
+        "_latentmode" if args.latent_mode else "")
     csv_path = write_csv(result, args.csv or Path(args.logdir) / f"eval_{args.episodes}ep_seed{args.seed}{suffix}.csv")
     r = np.array(result["returns"])
-    policy = ("sampled" if args.sample else "greedy") + (" (best.pt)" if args.best else "")
+    policy = (("sampled" if args.sample else "greedy") + " policy" + (" on the latent mode" if args.latent_mode else "")
+              + (" (best.pt)" if args.best else ""))
     summary = (f"{config.env}: return {r.mean():.1f} ± {r.std():.1f} (min {r.min():.1f}, max {r.max():.1f}) over "
-               f"{args.episodes} episodes, {policy} policy, env seeds {args.seed}..{args.seed + args.episodes - 1}; "
+               f"{args.episodes} episodes, {policy}, env seeds {args.seed}..{args.seed + args.episodes - 1}; "
                f"per episode in {csv_path}")
     if args.video is not None:
         summary += f"; first episode in {save_video(result['frames'], args.video)}"

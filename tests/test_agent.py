@@ -82,6 +82,30 @@ def test_policy_acts_greedily_when_evaluating_and_samples_when_training():
             assert np.all(np.abs(a1) <= 1)
 
 
+def test_latent_mode_acts_on_the_most_likely_latent_and_is_deterministic():
+    agent = make_agent(discrete=False)
+    frames = np.random.default_rng(0).integers(0, 256, (3, 2, 64, 64, 3), dtype=np.uint8)
+    runs = []
+    for seed in (1, 2):  # other RNG streams: the posterior samples would differ, the modes do not
+        torch.manual_seed(seed)
+        state, steps = None, []
+        for t in range(3):
+            actions, state = agent.policy(frames[t], state, training=False, latent_mode=True)
+            latent = state[0]
+            expected = torch.nn.functional.one_hot(latent.logits.argmax(-1), latent.logits.shape[-1]).float()
+            torch.testing.assert_close(latent.stoch, expected)  # z_t: one-hot of each categorical's mode
+            mode = agent.task_behavior.actor(latent.feat).mode().detach().numpy()
+            np.testing.assert_allclose(actions, mode, atol=1e-6)
+            steps.append(actions)
+        runs.append(np.stack(steps))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    torch.manual_seed(1)
+    sampled = agent.policy(frames[0], None, training=False)[1][0]
+    assert not torch.equal(sampled.stoch, latent_mode_stoch := agent.policy(frames[0], None, training=False,
+                                                                           latent_mode=True)[1][0].stoch)
+    assert latent_mode_stoch.sum(-1).eq(1).all() and sampled.stoch.sum(-1).eq(1).all()  # both one-hot
+
+
 def test_sampled_evaluation_draws_from_the_task_actor_not_the_exploration_actor():
     # training=False, sample=True: the task actor's distribution (not its mode, not Plan2Explore's actor).
     agent = make_agent(discrete=False, intrinsic="plan2explore", expl_behavior=True)

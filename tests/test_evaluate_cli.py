@@ -82,6 +82,24 @@ def test_sampled_policy_has_its_own_csv_and_differs_from_greedy(run_dir, capsys)
     assert [r["return"] for r in sampled] != [r["return"] for r in greedy]  # other actions, other returns
 
 
+def test_latent_mode_has_its_own_csv_and_does_not_depend_on_the_rng(run_dir, capsys, tmp_path):
+    # On the latent mode the greedy policy is a function of the frames: other waves (torch seeds) give the same rows.
+    args = ["--logdir", str(run_dir), "--episodes", "4", "--seed", "55", "--latent_mode", "--no-progress"]
+    assert main(args) == 0 and main(args + ["--num_envs", "2", "--csv", str(tmp_path / "waves.csv")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "greedy policy on the latent mode" in out[0] and "eval_4ep_seed55_latentmode.csv" in out[0]
+    one, two = read_csv(run_dir / "eval_4ep_seed55_latentmode.csv"), read_csv(tmp_path / "waves.csv")
+    assert [r["seed"] for r in one] == [r["seed"] for r in two] == ["55", "56", "57", "58"]
+    # equal up to float rounding (one env per wave vs a batch of two)
+    np.testing.assert_allclose([float(r["return"]) for r in one], [float(r["return"]) for r in two], rtol=1e-6)
+    agent, config = load_agent(run_dir)
+    envs = make_vector_env(config, num_envs=1)
+    torch.manual_seed(999)
+    again = evaluate(agent, envs, 1, seed=57, latent_mode=True)["returns"][0]
+    envs.close()
+    assert again == float(one[2]["return"])
+
+
 def test_errors_are_one_line_and_exit_2(run_dir, tmp_path, capsys):
     assert main(["--logdir", str(tmp_path / "nothing"), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
@@ -119,7 +137,7 @@ def test_importing_the_cli_keeps_the_evaluate_function_callable(run_dir):
 def test_best_evaluates_best_pt_into_its_own_csv(run_dir, capsys):
     # the fixture's run evaluated once, at its end: best.pt holds the same agent as latest.pt
     assert main(["--logdir", str(run_dir), "--episodes", "2", "--best", "--no-progress"]) == 0
-    assert "greedy (best.pt) policy" in capsys.readouterr().out
+    assert "greedy policy (best.pt)" in capsys.readouterr().out
     assert main(["--logdir", str(run_dir), "--episodes", "2", "--no-progress"]) == 0
     best, latest = (read_csv(run_dir / f"eval_2ep_seed{EVAL_SEED}{s}.csv") for s in ("_best", ""))
     assert best == latest and len(best) == 2

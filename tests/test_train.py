@@ -383,7 +383,7 @@ def test_resuming_a_checkpoint_without_a_clock_says_that_minutes_restart(tmp_pat
     assert "holds no training clock (package 0.2.0)" in err and "step 300" in err
 
 
-def test_a_copy_without_the_replay_buffer_evaluates_the_same_agent_and_refuses_to_resume(tmp_path):
+def test_a_copy_without_replay_and_moments_evaluates_the_same_agent_and_refuses_to_resume(tmp_path):
     slim = load_script("results/carracing/slim_checkpoint.py")
     config = tiny(tmp_path, steps=150)
     train(config, progress=False)
@@ -391,6 +391,10 @@ def test_a_copy_without_the_replay_buffer_evaluates_the_same_agent_and_refuses_t
     full, small = (Path(d) / "checkpoints" / CHECKPOINT for d in (config.logdir, tmp_path / "slim"))
     assert small.stat().st_size < full.stat().st_size
     assert "replay" not in load_checkpoint(small) and (tmp_path / "slim" / "metrics.csv").exists()
+    full_optimizers = load_checkpoint(full)["agent"]["optimizers"]
+    assert all(opt["state"] for opt in full_optimizers.values())  # Adam's moments, one entry per weight
+    for name, opt in load_checkpoint(small)["agent"]["optimizers"].items():
+        assert opt["state"] == {} and opt["param_groups"] == full_optimizers[name]["param_groups"], name
     agent, _ = load_agent(tmp_path / "slim")
     original, _ = load_agent(config.logdir)
     for (name, a), b in zip(agent.state_dict().items(), original.state_dict().values(), strict=True):

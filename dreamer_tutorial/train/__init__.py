@@ -101,8 +101,9 @@ def _random_actions(rng: np.random.Generator, n: int, action_dim: int, discrete:
 
 # --- evaluation ------------------------------------------------------------------------------------------------
 def evaluate(agent: Dreamer, env: gym.Env | gym.vector.VectorEnv, episodes: int, seed: int | None = None,
-             record: bool = False, progress: bool = False, sample: bool = False) -> dict:
-    """Run `episodes` full episodes with the greedy policy (the actor's mode; with `sample`, actions drawn from it).
+             record: bool = False, progress: bool = False, sample: bool = False, latent_mode: bool = False) -> dict:
+    """Run `episodes` full episodes with the greedy policy (the actor's mode; with `sample`, actions drawn from it;
+    with `latent_mode`, the posterior's most likely latent instead of a sample: `Dreamer.policy`).
 
     `env` is a single env or a vector env (its sub-envs then run episodes in parallel; sub-env i runs episodes
     i, i + n, ... so short episodes are not favoured). Returns mean, std, min, max and per-episode `returns`
@@ -125,7 +126,8 @@ def evaluate(agent: Dreamer, env: gym.Env | gym.vector.VectorEnv, episodes: int,
     was_training = agent.training
     agent.eval()
     bar = tqdm(total=episodes, disable=not progress, unit="episode", dynamic_ncols=True)
-    extra = {"sample": True} if sample else {}  # only when asked: the lessons' own agents need not know it
+    extra = ({"sample": True} if sample else {}) | ({"latent_mode": True} if latent_mode else {})  # only when asked:
+    # the lessons' own agents need not know these options
     while any(len(r) < q for r, q in zip(returns, quota)):
         actions, state = agent.policy(obs, state, training=False, is_first=is_first, **extra)
         obs, reward, terminated, truncated, _ = envs.step(_to_env_actions(actions, agent.discrete))

@@ -34,19 +34,21 @@ from dreamer_tutorial.train import BEST, load_agent, load_checkpoint  # noqa: E4
 from dreamer_tutorial.viz import load_metrics, plot_curves, save_video  # noqa: E402
 
 
-def _evaluate_chunk(logdir: str, episodes: int, seed: int, best: bool) -> dict:
+def _evaluate_chunk(logdir: str, episodes: int, seed: int, best: bool, latent_mode: bool) -> dict:
     torch.set_num_threads(1)
     agent, config = load_agent(logdir, best=best)
-    return evaluate_episodes(agent, config, episodes, seed=seed, progress=seed == EVAL_SEED)
+    return evaluate_episodes(agent, config, episodes, seed=seed, progress=seed == EVAL_SEED, latent_mode=latent_mode)
 
 
-def evaluate_in_parallel(logdir: str, episodes: int, seed: int, jobs: int, best: bool = False) -> dict:
+def evaluate_in_parallel(logdir: str, episodes: int, seed: int, jobs: int, best: bool = False,
+                         latent_mode: bool = False) -> dict:
     """`evaluate_episodes` split into `jobs` processes by episode (one env each). Episode e is seeded with
     seed + e in any split, so the rows are the same as one process running them all."""
     size = -(-episodes // jobs)  # ceil
     chunks = [(start, min(size, episodes - start)) for start in range(0, episodes, size)]
     with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(pool.map(_evaluate_chunk, *zip(*[(logdir, n, seed + start, best) for start, n in chunks])))
+        parts = list(pool.map(_evaluate_chunk, *zip(*[(logdir, n, seed + start, best, latent_mode)
+                                                       for start, n in chunks])))
     return {"episodes": list(range(episodes)), "seeds": [seed + e for e in range(episodes)],
             "returns": [r for part in parts for r in part["returns"]]}
 
@@ -109,6 +111,8 @@ def main(argv: list[str]) -> int:
                              "instead of the lines report.py writes")
     parser.add_argument("--best", action="store_true",
                         help="evaluate the run's checkpoints/best.pt (its best evaluation in training), not latest.pt")
+    parser.add_argument("--latent_mode", action="store_true",
+                        help="act on the posterior's most likely latent state, not a sample (evaluate --latent_mode)")
     parser.add_argument("--curve_only", action="store_true",
                         help="only copy metrics.csv and draw learning_curve.png (no evaluation)")
     args = parser.parse_args(argv)
@@ -120,7 +124,7 @@ def main(argv: list[str]) -> int:
         draw_curves(args.logdir, args.also, out)
         return 0
     agent, config = load_agent(args.logdir, best=args.best)
-    result = evaluate_in_parallel(args.logdir, args.episodes, args.seed, args.jobs, args.best)
+    result = evaluate_in_parallel(args.logdir, args.episodes, args.seed, args.jobs, args.best, args.latent_mode)
     returns = np.array(result["returns"])
     hardware = (torch.cuda.get_device_name() if torch.cuda.is_available()
                 else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)")
@@ -128,7 +132,8 @@ def main(argv: list[str]) -> int:
     if args.best:
         step = load_checkpoint(Path(args.logdir) / "checkpoints" / BEST)["counters"]["step"]
         which = f"The agent of best.pt (step {step:,}, the run's best evaluation during training). "
-    lines = [f"{which}Greedy policy, {len(returns)} episodes on CarRacing-v3 tracks from env seeds {args.seed}.."
+    policy = "Greedy policy on the posterior's most likely latent state" if args.latent_mode else "Greedy policy"
+    lines = [f"{which}{policy}, {len(returns)} episodes on CarRacing-v3 tracks from env seeds {args.seed}.."
              f"{args.seed + len(returns) - 1} (training used seeds < 100000), {hardware}.", "",
              "| episodes | mean | std | min | max | below 800 | 900 or more |",
              "| --- | --- | --- | --- | --- | --- | --- |",
@@ -142,7 +147,8 @@ def main(argv: list[str]) -> int:
     (out / "eval_table.md").write_text("\n".join(lines) + "\n")
     write_csv(result, out / "eval_episodes.csv")
     for name, episode in (("best", int(returns.argmax())), ("worst", int(returns.argmin()))):
-        again = evaluate_episodes(agent, config, 1, seed=args.seed + episode, num_envs=1, record=True)
+        again = evaluate_episodes(agent, config, 1, seed=args.seed + episode, num_envs=1, record=True,
+                                  latent_mode=args.latent_mode)
         if config.num_envs == 1 and again["returns"][0] != returns[episode]:
             print(f"warning: the replay of episode {episode} scored {again['returns'][0]:.1f}, "
                   f"not {returns[episode]:.1f}")
