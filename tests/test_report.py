@@ -33,16 +33,19 @@ def test_first_reach_of_a_run_without_the_minutes_column():
 
 
 def test_command_record_is_the_training_command_the_report_command_and_the_hardware_once_each():
-    args = argparse.Namespace(command=None, record=None, out="results/x", episodes=100, best=True)
+    args = argparse.Namespace(command=None, record=None, out="results/x", episodes=100, best=True, latent_mode=False)
     lines = report.command_record(args, 80_000, "CPU (2 cores)").splitlines()
     assert lines[0] == "python -m dreamer_tutorial.train --preset carracing --steps 80000 --logdir <dir>"
     assert lines[1] == "python results/carracing/report.py <dir> results/x --episodes 100 --best"
     assert lines[2].startswith("hardware: CPU (2 cores); torch ") and len(lines) == 3
+    args.latent_mode = True
+    assert report.command_record(args, 80_000, "CPU").splitlines()[1].endswith("--best --latent_mode")
 
 
 def test_command_record_of_a_run_of_several_sittings_is_the_given_file_as_it_is(tmp_path):
     record = tmp_path / "record.txt"
     record.write_text("python -m dreamer_tutorial.train --preset p --steps 30000\n  then --resume --steps 80000\n"
                       "hardware: by hand\n")
-    args = argparse.Namespace(command="ignored", record=str(record), out="o", episodes=100, best=False)
+    args = argparse.Namespace(command="ignored", record=str(record), out="o", episodes=100, best=False,
+                              latent_mode=False)
     assert report.command_record(args, 80_000, "CPU") == record.read_text()

@@ -92,7 +92,7 @@ def command_record(args: argparse.Namespace, steps: int, hardware: str) -> str:
     command = args.command or f"python -m dreamer_tutorial.train --preset carracing --steps {steps} --logdir <dir>"
     return (f"{command}\n"
             f"python results/carracing/report.py <dir> {args.out} --episodes {args.episodes}"
-            f"{' --best' if args.best else ''}\n"
+            f"{' --best' if args.best else ''}{' --latent_mode' if args.latent_mode else ''}\n"
             f"hardware: {hardware}; torch {torch.__version__}\n")
 
 
