@@ -102,7 +102,8 @@ class Dreamer(nn.Module):
         `latent_mode` replaces the posterior's sample z_t by its most likely class in each of the `stoch`
         categoricals (and carries that into the next step), so the policy is a deterministic function of the
         frames. The authors sample the posterior when they act, in evaluation too; this is an evaluation-only
-        option (results/carracing-cpu/README.md compares the two), never used in training.
+        option (results/carracing-cpu/latent-mode/ compares the two: +42 per CarRacing track on average over
+        five agents, the failures halved), never used in training.
         """
         obs = torch.as_tensor(np.asarray(obs), device=self.device)
         if obs.dim() == 3:
