@@ -15,6 +15,9 @@
 #                                              # processes, then the sampled policy on 16 envs, files into $OUT/NAME;
 #                                              # DIR made by results/carracing/slim_checkpoint.py (no replay buffer);
 #                                              # SAMPLE=0 skips the sampled policy
+#   bash results/carracing/gpu_run.sh latent DIR...  # latent_mode_eval.py on the 16 cores: each copy's 100 tracks on
+#                                              # the posterior's mode, then sampled (~1 min per table); WHEELS and
+#                                              # DIRs as for eval (three 9.7 MiB copies fit beside .whl-eval)
 #
 # Every call needs the wheels the GPU image lacks: ../shared/tools/gpu-wheels.sh, and `carry: [".whl"]`;
 # `peer` also needs benchmarks/peer-wheels.sh run here and `carry: [".whl", ".whl-peer"]`. `eval` carries only
@@ -99,6 +102,11 @@ case "${1:-}" in
       --logdir "$dir" --episodes 100 --sample --num_envs 16 --csv "$OUT/$name/eval_sampled_episodes.csv" --no-progress
     rm -f "$OUT/$name/metrics.csv"  # the run's own, already here; at most 8 files come back
     ;;
+  latent)
+    shift
+    CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=1 timeout 440 python3 results/carracing/latent_mode_eval.py "$OUT" "$@" \
+      --jobs 16 2>&1 | tr '\r' '\n' | grep -av episode
+    ;;
   *)
-    echo "usage: $0 bench|start|wait [seconds]|report|peer|short|eval DIR NAME" >&2; exit 2 ;;
+    echo "usage: $0 bench|start|wait [seconds]|report|peer|short|eval DIR NAME|latent DIR..." >&2; exit 2 ;;
 esac
