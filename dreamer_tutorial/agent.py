@@ -101,7 +101,8 @@ class Dreamer(nn.Module):
         actor's sampled policy, which evaluation can compare with the greedy one.
         `latent_mode` replaces the posterior's sample z_t by its most likely class in each of the `stoch`
         categoricals (and carries that into the next step), so the policy is a deterministic function of the
-        frames. The authors sample the posterior when they act, in evaluation too; this is an evaluation-only
+        frames. The authors' code has the same switch, `eval_state_mean` (for discrete latents the mode), off by
+        default: their evaluation samples the posterior, as `latent_mode=False` does. An evaluation-only
         option (results/carracing-cpu/latent-mode/ compares the two: +42 per CarRacing track on average over
         five agents, episodes below 800 from 104 to 38), never used in training.
         """
