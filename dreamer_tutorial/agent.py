@@ -123,8 +123,7 @@ class Dreamer(nn.Module):
             embed = self.world_model.embed(obs)
             latent, _ = self.world_model.rssm.obs_step(latent, prev_action, embed, first)
             if latent_mode:
-                stoch = nn.functional.one_hot(latent.logits.argmax(-1), latent.logits.shape[-1]).to(latent.stoch.dtype)
-                latent = State(latent.deter, stoch, latent.logits)
+                latent = latent.at_mode()
             behavior = self.expl_behavior if (training and self.expl_behavior is not None) else self.task_behavior
             dist = behavior.actor(latent.feat)
             action = dist.rsample() if (training if sample is None else sample) else dist.mode()

@@ -43,6 +43,11 @@ class State(NamedTuple):
         """Apply `fn` to every tensor (e.g. `lambda x: x.detach()` or `lambda x: x[:, 0]`)."""
         return State(*(fn(x) for x in self))
 
+    def at_mode(self) -> State:
+        """The same state with z_t at each categorical's most likely class (one-hot of the logits' argmax)."""
+        mode = torch.nn.functional.one_hot(self.logits.argmax(-1), self.logits.shape[-1]).to(self.stoch.dtype)
+        return State(self.deter, mode, self.logits)
+
     @staticmethod
     def stack(states: list[State], dim: int) -> State:
         return State(*(torch.stack(xs, dim) for xs in zip(*states, strict=True)))

@@ -126,8 +126,8 @@ def evaluate(agent: Dreamer, env: gym.Env | gym.vector.VectorEnv, episodes: int,
     was_training = agent.training
     agent.eval()
     bar = tqdm(total=episodes, disable=not progress, unit="episode", dynamic_ncols=True)
-    extra = ({"sample": True} if sample else {}) | ({"latent_mode": True} if latent_mode else {})  # only when asked:
-    # the lessons' own agents need not know these options
+    # the options only when asked: the lessons' own agents need not know them
+    extra = ({"sample": True} if sample else {}) | ({"latent_mode": True} if latent_mode else {})
     while any(len(r) < q for r, q in zip(returns, quota)):
         actions, state = agent.policy(obs, state, training=False, is_first=is_first, **extra)
         obs, reward, terminated, truncated, _ = envs.step(_to_env_actions(actions, agent.discrete))

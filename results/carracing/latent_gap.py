@@ -5,10 +5,10 @@
 The sampled replay is exactly the episode of report.py's table on env seed S (torch seeded with S, one env); the
 mode replay drives the same track with `latent_mode`. At every step of the sampled replay the script also asks
 the actor what it would do at the same h_t with z_t at the posterior's mode (no random draw, so the replay is
-unchanged): the gap between the two steering commands, and in how many of the 32 categoricals the sample left the
-most likely class, show whether a failure starts at a sample the posterior gave little weight. Prints the two
-returns and the steps with the largest steering gap; draws steering, categoricals off the mode and the running
-return of both replays.
+unchanged): the gap between the two steering commands, and in how many of the `stoch` categoricals (16 in the
+CarRacing recipes) the sample left the most likely class, show whether a failure starts at a sample the posterior
+gave little weight. Prints the two returns and the steps with the largest steering gap; draws steering,
+categoricals off the mode and the running return of both replays.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from dreamer_tutorial.rssm import State  # noqa: E402
 from dreamer_tutorial.train import evaluate, load_agent, make_vector_env  # noqa: E402
 
 
@@ -41,11 +40,11 @@ class Recorder:
     def policy(self, obs, state=None, **kwargs):
         actions, state = self.agent.policy(obs, state, latent_mode=self.latent_mode, **kwargs)
         latent = state[0]
-        mode = torch.nn.functional.one_hot(latent.logits.argmax(-1), latent.logits.shape[-1]).to(latent.stoch.dtype)
-        mode_action = self.agent.task_behavior.actor(State(latent.deter, mode, latent.logits).feat).mode()
+        mode = latent.at_mode()
+        mode_action = self.agent.task_behavior.actor(mode.feat).mode()
         self.actions.append(actions[0])
         self.mode_actions.append(mode_action[0].detach().cpu().numpy())
-        self.off_mode.append(int((latent.stoch != mode).any(-1).sum()))
+        self.off_mode.append(int((latent.stoch != mode.stoch).any(-1).sum()))
         return actions, state
 
 
