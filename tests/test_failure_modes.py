@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from script_loader import load_script
 
-from dreamer_tutorial import make_env
+from dreamer_tutorial import Config, Dreamer, make_env
+from dreamer_tutorial.evaluate import evaluate_episodes
+from dreamer_tutorial.train import env_from_config
 
 failure_modes = load_script("results/carracing/failure_modes.py")
 FULL_GAS = np.array([0.0, 1.0], np.float32)  # throttle actions: no steering, full gas
@@ -123,3 +125,25 @@ def test_a_missing_table_is_one_line(tmp_path, capsys):
         failure_modes.main(["some_run", "--table", str(tmp_path / "eval_episodes.csv")])
     assert stop.value.code == 2
     assert "expected an eval_episodes.csv of report.py; there is none" in capsys.readouterr().err
+
+
+def test_a_trace_replays_the_evaluation_episode_on_the_posteriors_mode_too():
+    """`--latent_mode` replays a `--latent_mode` table's episode: same return as `evaluate_episodes`, and the flag
+    reaches the agent's policy (an untrained agent of the recipe's sizes, episodes of 40 policy steps)."""
+    config = Config.preset("carracing_cpu", time_limit=40)
+    env = env_from_config(config)
+    agent = Dreamer(config, env.observation_space, env.action_space)
+    env.close()
+    modes, policy = [], agent.policy
+
+    def spy(*args, **kwargs):
+        modes.append(kwargs.get("latent_mode", False))
+        return policy(*args, **kwargs)
+
+    agent.policy = spy
+    for latent_mode in (False, True):
+        table = evaluate_episodes(agent, config, 1, seed=777003, num_envs=1, latent_mode=latent_mode)
+        modes.clear()
+        [(seed, ret, trace)] = list(failure_modes.traces(agent, config, [777003], latent_mode))
+        assert (seed, ret) == (777003, table["returns"][0])
+        assert len(trace.record["tiles"]) == 40 and set(modes) == {latent_mode}

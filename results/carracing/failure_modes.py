@@ -1,11 +1,12 @@
 """Why did an episode fail? Replay a run's episodes and trace what the car did, policy step by policy step.
 
     python results/carracing/failure_modes.py RUN_LOGDIR --table RESULT_DIR/eval_episodes.csv [--below 800] [--best]
-                                              [--jobs 2]
-    python results/carracing/failure_modes.py RUN_LOGDIR --seeds 777055 777061 [--best]
+                                              [--jobs 2] [--latent_mode]
+    python results/carracing/failure_modes.py RUN_LOGDIR --seeds 777055 777061 [--best] [--latent_mode]
 
 Replays the greedy policy on each env seed (those of the table's episodes below `--below`, or `--seeds`) with one
-env, as `dreamer_tutorial.evaluate` does for a single episode, so each replay is the table's episode. A wrapper
+env, as `dreamer_tutorial.evaluate` does for a single episode, so each replay is the table's episode (with
+`--latent_mode`, the agent acting on the posterior's most likely latent state: a table of `--latent_mode`). A wrapper
 reads the car from the env after every policy step: tiles visited so far, whether any wheel touches the road, the
 speed, and whether the car moves against the track's direction (its velocity against the direction of the nearest
 track point, at more than 3 m/s, on the road). One Markdown row per episode: return, how it ended, tiles visited,
@@ -133,26 +134,27 @@ def longest_run(flags: np.ndarray) -> int:
     return best
 
 
-def traces(agent, config, seeds: list[int]):
-    """Replay each seed's greedy episode (one env, torch seeded as evaluate_episodes seeds it) with `CarTrace`:
-    yields (seed, return, the CarTrace wrapper after the episode)."""
+def traces(agent, config, seeds: list[int], latent_mode: bool = False):
+    """Replay each seed's greedy episode (one env, torch seeded as evaluate_episodes seeds it; on the posterior's
+    mode with `latent_mode`) with `CarTrace`: yields (seed, return, the CarTrace wrapper after the episode)."""
     envs = make_vector_env(config, env_fn=lambda: CarTrace(env_from_config(config)), num_envs=1)
     try:
         for seed in seeds:
             torch.manual_seed(seed)
-            stats = evaluate(agent, envs, 1, seed=seed)
+            stats = evaluate(agent, envs, 1, seed=seed, latent_mode=latent_mode)
             yield seed, stats["returns"][0], envs.envs[0]
     finally:
         envs.close()
 
 
-def trace_episodes(logdir: str, seeds: list[int], best: bool = False, threads: int | None = None) -> list[dict]:
+def trace_episodes(logdir: str, seeds: list[int], best: bool = False, threads: int | None = None,
+                   latent_mode: bool = False) -> list[dict]:
     """One row per seed's greedy episode: how it ended, its tiles, where it left the road, the verdict."""
     if threads:
         torch.set_num_threads(threads)
     agent, config = load_agent(logdir, best=best)
     rows = []
-    for seed, ret, trace in traces(agent, config, seeds):
+    for seed, ret, trace in traces(agent, config, seeds, latent_mode):
         off = ~np.array(trace.record["on_road"])
         tiles = np.array(trace.record["tiles"])
         last = last_new_tile(tiles)
@@ -198,6 +200,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=int, nargs="*", default=[], help="env seeds to replay")
     parser.add_argument("--best", action="store_true", help="the run's best.pt, not latest.pt")
     parser.add_argument("--jobs", type=int, default=1, help="processes (one torch thread each when more than 1)")
+    parser.add_argument("--latent_mode", action="store_true",
+                        help="act on the posterior's most likely latent state (to replay a --latent_mode table)")
     args = parser.parse_args(argv)
     seeds, table = list(args.seeds), {}
     if args.table:
@@ -211,12 +215,12 @@ def main(argv: list[str]) -> int:
     if args.jobs < 1:
         parser.error(f"expected --jobs of at least 1, got {args.jobs}")
     if args.jobs == 1:
-        rows = trace_episodes(args.logdir, seeds, args.best)
+        rows = trace_episodes(args.logdir, seeds, args.best, latent_mode=args.latent_mode)
     else:
         chunks = [seeds[i::args.jobs] for i in range(args.jobs)]
         with ProcessPoolExecutor(args.jobs) as pool:
             parts = list(pool.map(trace_episodes, [args.logdir] * args.jobs, chunks, [args.best] * args.jobs,
-                                  [1] * args.jobs))
+                                  [1] * args.jobs, [args.latent_mode] * args.jobs))
         rows = sorted((r for part in parts for r in part), key=lambda r: r["seed"])
     print("| env seed | return | ended | tiles | missed (runs) / not reached | steps off road (longest) | wrong way | "
           "last new tile | verdict |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
