@@ -33,13 +33,25 @@ def test_first_reach_of_a_run_without_the_minutes_column():
 
 
 def test_command_record_is_the_training_command_the_report_command_and_the_hardware_once_each():
-    args = argparse.Namespace(command=None, record=None, out="results/x", episodes=100, best=True, latent_mode=False)
+    args = argparse.Namespace(command=None, record=None, out="results/x", episodes=100, best=True, latent_mode=False,
+                              jobs=2, also=[])
     lines = report.command_record(args, 80_000, "CPU (2 cores)").splitlines()
     assert lines[0] == "python -m dreamer_tutorial.train --preset carracing --steps 80000 --logdir <dir>"
-    assert lines[1] == "python results/carracing/report.py <dir> results/x --episodes 100 --best"
+    assert lines[1] == "python results/carracing/report.py <dir> results/x --episodes 100 --jobs 2 --best"
     assert lines[2].startswith("hardware: CPU (2 cores); torch ") and len(lines) == 3
     args.latent_mode = True
     assert report.command_record(args, 80_000, "CPU").splitlines()[1].endswith("--best --latent_mode")
+    args.also = ["results/a", "results/b"]  # the other seeds' curves: the command redraws the same figure
+    assert report.command_record(args, 80_000, "CPU").splitlines()[1].endswith(
+        "--best --latent_mode --also results/a results/b")
+
+
+def test_cpu_model_is_the_first_model_name_of_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx512_bf16\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC\n")
+    assert report.cpu_model(cpuinfo) == "AMD EPYC"
+    assert report.cpu_model(tmp_path / "absent")  # another OS: platform.processor() or "unknown model", never empty
 
 
 def test_command_record_of_a_run_of_several_sittings_is_the_given_file_as_it_is(tmp_path):
@@ -47,5 +59,5 @@ def test_command_record_of_a_run_of_several_sittings_is_the_given_file_as_it_is(
     record.write_text("python -m dreamer_tutorial.train --preset p --steps 30000\n  then --resume --steps 80000\n"
                       "hardware: by hand\n")
     args = argparse.Namespace(command="ignored", record=str(record), out="o", episodes=100, best=False,
-                              latent_mode=False)
+                              latent_mode=False, jobs=1, also=[])
     assert report.command_record(args, 80_000, "CPU") == record.read_text()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import platform
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -84,6 +85,13 @@ def first_reach(metrics: dict[str, np.ndarray], level: float, action_repeat: int
     return f"step {step:,} ({step * action_repeat:,} frames{updates}{clock})"
 
 
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else platform.processor(), else "unknown model"."""
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return (names[0] if names else platform.processor()) or "unknown model"
+
+
 def command_record(args: argparse.Namespace, steps: int, hardware: str) -> str:
     """The text of command.txt: `args.record`'s file as it is, or the training command (`args.command`, default the
     carracing preset's), this report's command and the hardware, one line each."""
@@ -91,8 +99,9 @@ def command_record(args: argparse.Namespace, steps: int, hardware: str) -> str:
         return Path(args.record).read_text()
     command = args.command or f"python -m dreamer_tutorial.train --preset carracing --steps {steps} --logdir <dir>"
     return (f"{command}\n"
-            f"python results/carracing/report.py <dir> {args.out} --episodes {args.episodes}"
-            f"{' --best' if args.best else ''}{' --latent_mode' if args.latent_mode else ''}\n"
+            f"python results/carracing/report.py <dir> {args.out} --episodes {args.episodes} --jobs {args.jobs}"
+            f"{' --best' if args.best else ''}{' --latent_mode' if args.latent_mode else ''}"
+            f"{' --also ' + ' '.join(args.also) if args.also else ''}\n"
             f"hardware: {hardware}; torch {torch.__version__}\n")
 
 
@@ -127,7 +136,7 @@ def main(argv: list[str]) -> int:
     result = evaluate_in_parallel(args.logdir, args.episodes, args.seed, args.jobs, args.best, args.latent_mode)
     returns = np.array(result["returns"])
     hardware = (torch.cuda.get_device_name() if torch.cuda.is_available()
-                else f"CPU ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)")
+                else f"CPU ({cpu_model()}, {os.cpu_count()} cores), evaluation {args.jobs} process(es) x 1 thread")
     which = ""
     if args.best:
         step = load_checkpoint(Path(args.logdir) / "checkpoints" / BEST)["counters"]["step"]
