@@ -12,7 +12,9 @@ seconds per full train_step (world model + imagination + actor + critic), and bo
 from __future__ import annotations
 
 import argparse
+import platform
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -22,6 +24,14 @@ from .agent import Dreamer
 from .config import Config
 from .networks import count_parameters
 from .replay import SequenceReplay
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name, to say where a figure was measured: /proc/cpuinfo's first "model name" (Linux), else
+    platform.processor() or platform.machine(), else "unknown model"."""
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return (names[0] if names else platform.processor() or platform.machine()) or "unknown model"
 
 
 def _sync(device: torch.device) -> None:

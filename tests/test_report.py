@@ -6,6 +6,8 @@ import argparse
 import numpy as np
 from script_loader import load_script
 
+from dreamer_tutorial.bench import cpu_model
+
 report = load_script("results/carracing/report.py")
 
 nan = np.nan
@@ -46,12 +48,12 @@ def test_command_record_is_the_training_command_the_report_command_and_the_hardw
         "--best --latent_mode --also results/a results/b")
 
 
-def test_cpu_model_is_the_first_model_name_of_cpuinfo(tmp_path):
+def test_cpu_model_is_the_first_model_name_of_cpuinfo(tmp_path):  # report.py's and run_full.py's hardware line
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx512_bf16\n\n"
                        "processor\t: 1\nmodel name\t: AMD EPYC\n")
-    assert report.cpu_model(cpuinfo) == "AMD EPYC"
-    assert report.cpu_model(tmp_path / "absent")  # another OS: platform.processor() or "unknown model", never empty
+    assert cpu_model(cpuinfo) == "AMD EPYC"
+    assert cpu_model(tmp_path / "absent")  # another OS: platform.processor() or "unknown model", never empty
 
 
 def test_command_record_of_a_run_of_several_sittings_is_the_given_file_as_it_is(tmp_path):

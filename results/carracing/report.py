@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -30,6 +29,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from dreamer_tutorial.bench import cpu_model  # noqa: E402
 from dreamer_tutorial.evaluate import EVAL_SEED, evaluate_episodes, write_csv  # noqa: E402
 from dreamer_tutorial.train import BEST, load_agent, load_checkpoint  # noqa: E402
 from dreamer_tutorial.viz import load_metrics, plot_curves, save_video  # noqa: E402
@@ -83,13 +83,6 @@ def first_reach(metrics: dict[str, np.ndarray], level: float, action_repeat: int
     minutes = metrics.get("minutes", np.full(len(metrics["step"]), np.nan))[row]
     clock = f", {minutes:.0f} min" if np.isfinite(minutes) else ""
     return f"step {step:,} ({step * action_repeat:,} frames{updates}{clock})"
-
-
-def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else platform.processor(), else "unknown model"."""
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return (names[0] if names else platform.processor()) or "unknown model"
 
 
 def command_record(args: argparse.Namespace, steps: int, hardware: str) -> str:
