@@ -29,7 +29,10 @@ from .replay import SequenceReplay
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The CPU's model name, to say where a figure was measured: /proc/cpuinfo's first "model name" (Linux), else
     platform.processor() or platform.machine(), else "unknown model"."""
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:  # absent or unreadable: run_full.py's hardware() fell back here before it called this
+        lines = []
     names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     return (names[0] if names else platform.processor() or platform.machine()) or "unknown model"
 
