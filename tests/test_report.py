@@ -63,3 +63,19 @@ def test_command_record_of_a_run_of_several_sittings_is_the_given_file_as_it_is(
     args = argparse.Namespace(command="ignored", record=str(record), out="o", episodes=100, best=False,
                               latent_mode=False, jobs=1, also=[])
     assert report.command_record(args, 80_000, "CPU") == record.read_text()
+
+
+def test_the_learning_curve_labels_the_run_with_its_published_folder_and_the_others_with_theirs(tmp_path):
+    logdir, other, out = tmp_path / "scratch-name", tmp_path / "seed1-80k", tmp_path / "seed0-80k-drop50k"
+    curve = ("step,updates,minutes,episode_return,image_loss,reward_loss,kl,imag_return,eval_return\n"
+             "5000,500,9.0,300.0,40.0,0.5,1.0,20.0,\n5000,,9.5,,,,,,420.0\n"
+             "10000,1500,19.0,610.0,30.0,0.4,1.1,35.0,\n10000,,19.5,,,,,,805.0\n")
+    for folder in (logdir, other):
+        folder.mkdir()
+        (folder / "metrics.csv").write_text(curve)
+    out.mkdir()
+    fig = report.draw_curves(str(logdir), [str(other)], out)
+    panel = fig.axes[1]  # the evaluation returns
+    assert [line.get_label() for line in panel.get_legend().get_lines()] == ["seed0-80k-drop50k", "seed1-80k"]
+    np.testing.assert_array_equal(panel.lines[1].get_ydata(), [420.0, 805.0])
+    assert (out / "learning_curve.png").is_file() and (out / "metrics.csv").read_text() == curve

@@ -54,21 +54,24 @@ def evaluate_in_parallel(logdir: str, episodes: int, seed: int, jobs: int, best:
             "returns": [r for part in parts for r in part["returns"]]}
 
 
-def draw_curves(logdir: str, others: list[str], out: Path) -> None:
+def draw_curves(logdir: str, others: list[str], out: Path) -> matplotlib.figure.Figure:
     """Copy the run's metrics.csv to `out` and draw learning_curve.png; the evaluation panel also shows the
-    evaluation curves of `others` (other seeds' logdirs, labelled with their folder names)."""
+    evaluation curves of `others` (other runs' logdirs or results folders, labelled with their folder names), and
+    the run's own curve is labelled with the name of `out`, the folder it is published as (its logdir's name is
+    a scratch name the reader never sees)."""
     shutil.copy(Path(logdir) / "metrics.csv", out / "metrics.csv")
     keys = ["episode_return", "eval_return", "image_loss", "reward_loss", "kl", "imag_return"]
     fig = plot_curves(logdir, keys, smooth=3)
     if others:
         ax = fig.axes[keys.index("eval_return")]
-        ax.lines[0].set_label(Path(logdir).name)
+        ax.lines[0].set_label(out.name)
         for other in others:
             metrics = load_metrics(other)
             rows = ~np.isnan(metrics["eval_return"])
             ax.plot(metrics["step"][rows], metrics["eval_return"][rows], "--", label=Path(other).name)
         ax.legend(fontsize=7)
     fig.savefig(out / "learning_curve.png", dpi=90)
+    return fig
 
 
 def first_reach(metrics: dict[str, np.ndarray], level: float, action_repeat: int) -> str:
