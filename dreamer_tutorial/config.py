@@ -61,6 +61,9 @@ class Config:
     log_every: int = _f(1_000, "policy steps between metric rows in metrics.csv / TensorBoard")
     checkpoint_minutes: float = _f(10.0, "minutes between checkpoints (one is also written at the end)")
     video_every_eval: bool = _f(True, "write a policy video and an open-loop prediction image at each eval")
+    keep_eval_agents: bool = _f(False, "also keep the agent of every evaluation as checkpoints/eval_<step>.pt "
+                                "(weights and optimisers, about 30 MB at the carracing_cpu sizes), to look back at how "
+                                "a run learned or lost its driver (load_agent(logdir, step=...), evaluate --step)")
     precision: str = _f("fp32", "fp32 or bf16 (autocast of matmuls and convs, on CUDA or on CPUs with bf16 support)")
     compile: bool = _f(False, "torch.compile the networks (GPU runs)")
     # --- world model -------------------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """Command line: evaluate a trained agent's greedy policy over many episodes.
 
     python -m dreamer_tutorial.evaluate --logdir D [--episodes 100] [--seed S] [--num_envs N] [--device cpu]
-                                        [--csv PATH] [--video out.mp4] [--sample] [--latent_mode] [--best]
-                                        [--no-progress]
+                                        [--csv PATH] [--video out.mp4] [--sample] [--latent_mode]
+                                        [--best | --step N] [--no-progress]
 
 Loads the agent from D/checkpoints/latest.pt (with `--best`: best.pt, the agent of the run's best evaluation
-during training, CSV D/eval_<N>ep_seed<S>_best.csv), runs `--episodes` episodes with the actor's mode on `--num_envs`
-parallel copies of the run's env (the env, frame size, action repeat and time limit it was trained with),
-prints mean ± std, min and max of the returns, and writes one CSV row per episode (episode, seed, return) to
+during training, CSV D/eval_<N>ep_seed<S>_best.csv; with `--step N`: the agent of the evaluation at step N, kept by
+runs trained with keep_eval_agents, CSV suffix `_step<N>`), runs `--episodes` episodes with the actor's mode on
+`--num_envs` parallel copies of the run's env (the env, frame size, action repeat and time limit it was trained
+with), prints mean ± std, min and max of the returns, and writes one CSV row per episode (episode, seed, return) to
 D/eval_<N>ep_seed<S>.csv. With `--video`, the first episode is saved as a video. With `--sample` the actions are
 drawn from the task actor's distribution, as during training, instead of taking its mode (CSV
 D/eval_<N>ep_seed<S>_sampled.csv): the gap between the two tells whether the greedy mode is a good driver. With
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="act on the posterior's most likely latent state instead of a sample of it")
     parser.add_argument("--best", action="store_true",
                         help="evaluate checkpoints/best.pt (the run's best evaluation during training), not latest.pt")
+    parser.add_argument("--step", type=int, default=None,
+                        help="evaluate the agent of the evaluation at this step (checkpoints/eval_<step>.pt, kept by "
+                             "runs with keep_eval_agents), not latest.pt")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -117,15 +121,16 @@ def run(args: argparse.Namespace) -> str:
     """Evaluate as the parsed options say; returns the summary line."""
     if args.episodes < 1:  # before loading the agent: the cheap check first
         raise ValueError(f"--episodes must be at least 1, got {args.episodes}")
-    agent, config = load_agent(args.logdir, device=args.device, best=args.best)
+    agent, config = load_agent(args.logdir, device=args.device, best=args.best, step=args.step)
     result = evaluate_episodes(agent, config, args.episodes, args.seed, args.num_envs, record=args.video is not None,
                                progress=not args.no_progress, sample=args.sample, latent_mode=args.latent_mode)
-    suffix = ("_best" if args.best else "") + ("_sampled" if args.sample else "") + (
-        "_latentmode" if args.latent_mode else "")
+    which = "_best" if args.best else f"_step{args.step}" if args.step is not None else ""
+    suffix = which + ("_sampled" if args.sample else "") + ("_latentmode" if args.latent_mode else "")
     csv_path = write_csv(result, args.csv or Path(args.logdir) / f"eval_{args.episodes}ep_seed{args.seed}{suffix}.csv")
     r = np.array(result["returns"])
+    agent_name = " (best.pt)" if args.best else f" (the agent of step {args.step:,})" if args.step is not None else ""
     policy = (("sampled" if args.sample else "greedy") + " policy" + (" on the latent mode" if args.latent_mode else "")
-              + (" (best.pt)" if args.best else ""))
+              + agent_name)
     summary = (f"{config.env}: return {r.mean():.1f} ± {r.std():.1f} (min {r.min():.1f}, max {r.max():.1f}) over "
                f"{args.episodes} episodes, {policy}, env seeds {args.seed}..{args.seed + args.episodes - 1}; "
                f"per episode in {csv_path}")

@@ -141,3 +141,24 @@ def test_best_evaluates_best_pt_into_its_own_csv(run_dir, capsys):
     assert main(["--logdir", str(run_dir), "--episodes", "2", "--no-progress"]) == 0
     best, latest = (read_csv(run_dir / f"eval_2ep_seed{EVAL_SEED}{s}.csv") for s in ("_best", ""))
     assert best == latest and len(best) == 2
+
+
+def test_step_evaluates_the_agent_kept_at_that_evaluation_into_its_own_csv(tmp_path, capsys):
+    logdir = tmp_path / "kept"
+    train(Config.preset("debug", steps=200, prefill=100, eval_every=100, eval_episodes=1, keep_eval_agents=True,
+                        video_every_eval=False, logdir=str(logdir)), progress=False)
+    args = ["--logdir", str(logdir), "--episodes", "2", "--seed", "40", "--num_envs", "1", "--no-progress"]
+    assert main(args + ["--step", "100"]) == 0
+    assert "greedy policy (the agent of step 100)" in capsys.readouterr().out
+    rows = read_csv(logdir / "eval_2ep_seed40_step100.csv")
+    agent, config = load_agent(logdir, step=100)  # independently: that agent, the same episodes
+    envs = make_vector_env(config, num_envs=1)
+    expected = []
+    for e in range(2):
+        torch.manual_seed(40 + e)
+        expected += evaluate(agent, envs, 1, seed=40 + e)["returns"]
+    envs.close()
+    np.testing.assert_array_equal([float(r["return"]) for r in rows], expected)
+    assert main(args + ["--step", "150"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no agent of step 150") and "100, 200" in err and len(err.splitlines()) == 1

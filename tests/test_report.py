@@ -35,8 +35,8 @@ def test_first_reach_of_a_run_without_the_minutes_column():
 
 
 def test_command_record_is_the_training_command_the_report_command_and_the_hardware_once_each():
-    args = argparse.Namespace(command=None, record=None, out="results/x", episodes=100, best=True, latent_mode=False,
-                              jobs=2, also=[])
+    args = argparse.Namespace(command=None, record=None, out="results/x", episodes=100, best=True, step=None,
+                              latent_mode=False, jobs=2, also=[])
     lines = report.command_record(args, 80_000, "CPU (2 cores)").splitlines()
     assert lines[0] == "python -m dreamer_tutorial.train --preset carracing --steps 80000 --logdir <dir>"
     assert lines[1] == "python results/carracing/report.py <dir> results/x --episodes 100 --jobs 2 --best"
@@ -46,6 +46,9 @@ def test_command_record_is_the_training_command_the_report_command_and_the_hardw
     args.also = ["results/a", "results/b"]  # the other seeds' curves: the command redraws the same figure
     assert report.command_record(args, 80_000, "CPU").splitlines()[1].endswith(
         "--best --latent_mode --also results/a results/b")
+    args.best, args.step = False, 35_000  # the agent a run kept at its step-35k evaluation (keep_eval_agents)
+    assert report.command_record(args, 80_000, "CPU").splitlines()[1].endswith(
+        "--jobs 2 --step 35000 --latent_mode --also results/a results/b")
 
 
 def test_cpu_model_is_the_first_model_name_of_cpuinfo(tmp_path):  # report.py's and run_full.py's hardware line
@@ -60,7 +63,7 @@ def test_command_record_of_a_run_of_several_sittings_is_the_given_file_as_it_is(
     record = tmp_path / "record.txt"
     record.write_text("python -m dreamer_tutorial.train --preset p --steps 30000\n  then --resume --steps 80000\n"
                       "hardware: by hand\n")
-    args = argparse.Namespace(command="ignored", record=str(record), out="o", episodes=100, best=False,
+    args = argparse.Namespace(command="ignored", record=str(record), out="o", episodes=100, best=False, step=None,
                               latent_mode=False, jobs=1, also=[])
     assert report.command_record(args, 80_000, "CPU") == record.read_text()
 

@@ -15,6 +15,7 @@ from dreamer_tutorial.agent import Dreamer
 from dreamer_tutorial.train import (
     CHECKPOINT,
     _Trainer,
+    kept_steps,
     load_agent,
     load_checkpoint,
     make_vector_env,
@@ -462,3 +463,42 @@ def test_a_damaged_best_pt_is_reported_and_replaced_at_the_next_evaluation(tmp_p
     train(config.replace(steps=300), resume=True, progress=False)
     assert "cannot read the evaluation return in" in capsys.readouterr().err
     assert load_checkpoint(best_path)["counters"]["eval_return"] == 1.0
+
+
+def test_keep_eval_agents_keeps_the_agent_of_every_evaluation_and_load_agent_finds_each(tmp_path, monkeypatch):
+    config = tiny(tmp_path, steps=300, eval_every=100, keep_eval_agents=True)
+    snapshots = []
+    _scripted_evaluations(monkeypatch, [1.0, 5.0, 3.0], snapshots)  # at steps 100, 200, 300 (final)
+    train(config, progress=False)
+    folder = tmp_path / "run" / "checkpoints"
+    assert sorted(p.name for p in folder.glob("eval_*.pt")) == [f"eval_{s:08d}.pt" for s in (100, 200, 300)]
+    assert kept_steps(config.logdir) == [100, 200, 300]
+    for step, snapshot, mean in zip((100, 200, 300), snapshots, (1.0, 5.0, 3.0), strict=True):
+        kept = load_checkpoint(folder / f"eval_{step:08d}.pt")
+        assert kept["counters"]["step"] == step and kept["counters"]["eval_return"] == mean and "replay" not in kept
+        agent, _ = load_agent(config.logdir, step=step)
+        for name, value in snapshot.items():  # the weights at that evaluation: those it was scored with
+            assert torch.equal(agent.state_dict()[name], value), (step, name)
+    # the weights did change between evaluations, so the files are not copies of one agent
+    assert any(not torch.equal(snapshots[0][k], v) for k, v in snapshots[2].items())
+    assert load_checkpoint(folder / "best.pt")["counters"]["step"] == 200  # best.pt as without the option
+    with pytest.raises(ValueError, match="no agent of step 150 in .*the run kept those of steps 100, 200, 300"):
+        load_agent(config.logdir, step=150)
+    with pytest.raises(ValueError, match="choose one agent"):
+        load_agent(config.logdir, best=True, step=100)
+
+    # A sitting that crashed after its step-300 checkpoint had kept the agent of a step-400 evaluation: a resume
+    # from step 300 drops it (the resumed run evaluates at 400 again), as metrics.csv drops that sitting's rows.
+    (folder / "eval_00000400.pt").write_bytes((folder / "eval_00000300.pt").read_bytes())
+    _scripted_evaluations(monkeypatch, [2.0], [])
+    train(config.replace(steps=350), resume=True, progress=False)  # ends at 350 with its final evaluation
+    assert kept_steps(config.logdir) == [100, 200, 300, 350]
+
+
+def test_without_keep_eval_agents_a_run_keeps_no_agent_per_evaluation_and_says_so(tmp_path, monkeypatch):
+    config = tiny(tmp_path, steps=200, eval_every=100)
+    _scripted_evaluations(monkeypatch, [1.0, 2.0], [])
+    train(config, progress=False)
+    assert kept_steps(config.logdir) == [] and not list((tmp_path / "run" / "checkpoints").glob("eval_*"))
+    with pytest.raises(ValueError, match="the run kept none .*keep_eval_agents"):
+        load_agent(config.logdir, step=100)

@@ -15,6 +15,7 @@ Algorithm 1 is the straight-through gradient snippet), with parallel environment
                                  (from lr_drop_step on, at lr_drop times every learning rate)
         every eval_every steps: greedy episodes on fresh env seeds, a video, an open-loop prediction image;
                                 the agent, when its evaluation is the best so far -> checkpoints/best.pt
+                                (with keep_eval_agents, always -> checkpoints/eval_<step>.pt)
         every checkpoint_minutes: model, optimisers, replay, counters, RNG states and the config
                                   -> checkpoints/latest.pt (the one before is kept as previous.pt)
 
@@ -53,6 +54,7 @@ from ..replay import SequenceReplay
 CHECKPOINT = "latest.pt"
 PREVIOUS = "previous.pt"
 BEST = "best.pt"  # the agent of the best evaluation so far (weights, optimisers, config; no replay)
+KEPT = "eval_{step:08d}.pt"  # with keep_eval_agents: the agent of the evaluation at that step (as best.pt)
 # Bumped whenever a checkpoint of an older package version would load into different behaviour (1: up to
 # 0.1.0; 2: truncated-Normal actor, authors' actor_grad_mix and intrinsic-reward scale).
 CHECKPOINT_FORMAT = 2
@@ -289,14 +291,34 @@ def resume_config(logdir: str | Path, overrides: dict | None = None) -> Config:
     return Config(**{**saved, "logdir": str(logdir)}).replace(**(overrides or {}))
 
 
-def load_agent(logdir: str | Path, device: str | None = None, best: bool = False) -> tuple[Dreamer, Config]:
+def kept_steps(logdir: str | Path) -> list[int]:
+    """The steps whose agents a run kept (`keep_eval_agents`): checkpoints/eval_<step>.pt, in order."""
+    folder = Path(logdir) / "checkpoints"
+    return sorted(int(p.stem.removeprefix("eval_")) for p in folder.glob("eval_*.pt")
+                  if p.stem.removeprefix("eval_").isdigit())
+
+
+def load_agent(logdir: str | Path, device: str | None = None, best: bool = False,
+               step: int | None = None) -> tuple[Dreamer, Config]:
     """The agent of a finished (or interrupted) run, from `logdir/checkpoints/latest.pt`, ready to evaluate; with
-    `best`, the one of the run's best evaluation during training (`checkpoints/best.pt`) instead."""
+    `best`, the one of the run's best evaluation during training (`checkpoints/best.pt`) instead; with `step`, the
+    one of the evaluation at that step (`checkpoints/eval_<step>.pt`, kept by runs with keep_eval_agents)."""
+    folder = Path(logdir) / "checkpoints"
+    if best and step is not None:
+        raise ValueError("choose one agent: best (the best evaluation) or step (the evaluation at a step), not both")
     if best:
-        path = Path(logdir) / "checkpoints" / BEST
+        path = folder / BEST
         if not path.is_file():
-            raise ValueError(f"no {BEST} in {path.parent}: a run writes it at its first evaluation (runs trained "
+            raise ValueError(f"no {BEST} in {folder}: a run writes it at its first evaluation (runs trained "
                              f"before the package kept it have none)")
+        state = load_checkpoint(path)
+    elif step is not None:
+        path = folder / KEPT.format(step=step)
+        if not path.is_file():
+            kept = kept_steps(logdir)
+            raise ValueError(f"no agent of step {step} in {folder}: "
+                             + (f"the run kept those of steps {', '.join(map(str, kept))}" if kept else
+                                "the run kept none (only runs with keep_eval_agents keep one per evaluation)"))
         state = load_checkpoint(path)
     else:
         state = load_latest(logdir)
@@ -344,6 +366,9 @@ class _Trainer:
         self.best_eval = self._best_so_far() if resume else -np.inf
         if saved is not None:
             self._restore(saved)
+            for step in kept_steps(self.logdir):  # agents a crashed sitting kept after the checkpoint: not this run's
+                if step > self.step:
+                    (self.logdir / "checkpoints" / KEPT.format(step=step)).unlink()
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.logger = Logger(self.logdir, keep_until=self.step)
         self.progress = progress
@@ -497,12 +522,14 @@ class _Trainer:
         self.last_eval = self.step
         self.logger.write(self.step, {"eval_return": result["mean"], "eval_std": result["std"],
                                       "minutes": self._seconds() / 60})
+        agent_state = {"agent": self.agent.checkpoint_state(), "config": self.config.to_dict(),
+                       "counters": {"step": self.step, "updates": self.updates, "eval_return": result["mean"],
+                                    "eval_std": result["std"]}}
         if result["mean"] > self.best_eval:
             self.best_eval = result["mean"]
-            save_checkpoint(self.best_path, {
-                "agent": self.agent.checkpoint_state(), "config": self.config.to_dict(),
-                "counters": {"step": self.step, "updates": self.updates, "eval_return": result["mean"],
-                             "eval_std": result["std"]}}, keep_previous=False)
+            save_checkpoint(self.best_path, agent_state, keep_previous=False)
+        if c.keep_eval_agents:
+            save_checkpoint(self.best_path.with_name(KEPT.format(step=self.step)), agent_state, keep_previous=False)
         if record:
             from ..viz import plot_openloop, save_video
 

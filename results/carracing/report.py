@@ -35,20 +35,20 @@ from dreamer_tutorial.train import BEST, load_agent, load_checkpoint  # noqa: E4
 from dreamer_tutorial.viz import load_metrics, plot_curves, save_video  # noqa: E402
 
 
-def _evaluate_chunk(logdir: str, episodes: int, seed: int, best: bool, latent_mode: bool) -> dict:
+def _evaluate_chunk(logdir: str, episodes: int, seed: int, best: bool, latent_mode: bool, step: int | None) -> dict:
     torch.set_num_threads(1)
-    agent, config = load_agent(logdir, best=best)
+    agent, config = load_agent(logdir, best=best, step=step)
     return evaluate_episodes(agent, config, episodes, seed=seed, progress=seed == EVAL_SEED, latent_mode=latent_mode)
 
 
 def evaluate_in_parallel(logdir: str, episodes: int, seed: int, jobs: int, best: bool = False,
-                         latent_mode: bool = False) -> dict:
+                         latent_mode: bool = False, step: int | None = None) -> dict:
     """`evaluate_episodes` split into `jobs` processes by episode (one env each). Episode e is seeded with
     seed + e in any split, so the rows are the same as one process running them all."""
     size = -(-episodes // jobs)  # ceil
     chunks = [(start, min(size, episodes - start)) for start in range(0, episodes, size)]
     with ProcessPoolExecutor(len(chunks), mp_context=multiprocessing.get_context("spawn")) as pool:
-        parts = list(pool.map(_evaluate_chunk, *zip(*[(logdir, n, seed + start, best, latent_mode)
+        parts = list(pool.map(_evaluate_chunk, *zip(*[(logdir, n, seed + start, best, latent_mode, step)
                                                        for start, n in chunks])))
     return {"episodes": list(range(episodes)), "seeds": [seed + e for e in range(episodes)],
             "returns": [r for part in parts for r in part["returns"]]}
@@ -96,7 +96,8 @@ def command_record(args: argparse.Namespace, steps: int, hardware: str) -> str:
     command = args.command or f"python -m dreamer_tutorial.train --preset carracing --steps {steps} --logdir <dir>"
     return (f"{command}\n"
             f"python results/carracing/report.py <dir> {args.out} --episodes {args.episodes} --jobs {args.jobs}"
-            f"{' --best' if args.best else ''}{' --latent_mode' if args.latent_mode else ''}"
+            f"{' --best' if args.best else ''}{f' --step {args.step}' if args.step is not None else ''}"
+            f"{' --latent_mode' if args.latent_mode else ''}"
             f"{' --also ' + ' '.join(args.also) if args.also else ''}\n"
             f"hardware: {hardware}; torch {torch.__version__}\n")
 
@@ -116,6 +117,9 @@ def main(argv: list[str]) -> int:
                              "instead of the lines report.py writes")
     parser.add_argument("--best", action="store_true",
                         help="evaluate the run's checkpoints/best.pt (its best evaluation in training), not latest.pt")
+    parser.add_argument("--step", type=int, default=None,
+                        help="evaluate the agent of the run's evaluation at this step (checkpoints/eval_<step>.pt, "
+                             "kept with keep_eval_agents), not latest.pt")
     parser.add_argument("--latent_mode", action="store_true",
                         help="act on the posterior's most likely latent state, not a sample (evaluate --latent_mode)")
     parser.add_argument("--curve_only", action="store_true",
@@ -128,8 +132,12 @@ def main(argv: list[str]) -> int:
     if args.curve_only:
         draw_curves(args.logdir, args.also, out)
         return 0
-    agent, config = load_agent(args.logdir, best=args.best)
-    result = evaluate_in_parallel(args.logdir, args.episodes, args.seed, args.jobs, args.best, args.latent_mode)
+    try:
+        agent, config = load_agent(args.logdir, best=args.best, step=args.step)
+    except ValueError as error:
+        parser.error(str(error))
+    result = evaluate_in_parallel(args.logdir, args.episodes, args.seed, args.jobs, args.best, args.latent_mode,
+                                  args.step)
     returns = np.array(result["returns"])
     hardware = (torch.cuda.get_device_name() if torch.cuda.is_available()
                 else f"CPU ({cpu_model()}, {os.cpu_count()} cores), evaluation {args.jobs} process(es) x 1 thread")
@@ -137,6 +145,8 @@ def main(argv: list[str]) -> int:
     if args.best:
         step = load_checkpoint(Path(args.logdir) / "checkpoints" / BEST)["counters"]["step"]
         which = f"The agent of best.pt (step {step:,}, the run's best evaluation during training). "
+    elif args.step is not None:
+        which = f"The agent of the run's evaluation at step {args.step:,} (checkpoints/eval_{args.step:08d}.pt). "
     policy = "Greedy policy on the posterior's most likely latent state" if args.latent_mode else "Greedy policy"
     lines = [f"{which}{policy}, {len(returns)} episodes on CarRacing-v3 tracks from env seeds {args.seed}.."
              f"{args.seed + len(returns) - 1} (training used seeds < 100000), {hardware}.", "",
