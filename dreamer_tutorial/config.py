@@ -254,6 +254,6 @@ _PRESETS: dict[str, dict] = {
 # to 879.5 at 110k, while seed 1 went from 809.9 to 795.8 (results/carracing-cpu/README.md).
 _PRESETS["carracing_cpu_long"] = {**_PRESETS["carracing_cpu"], "steps": 110_000, "lr_drop_step": 90_000,
                                   "lr_drop": 0.25}
-# The shorter schedule: every learning rate at a quarter from 60k, to 80k steps (about 2.4 hours on 2 cores since the
-# speedups of 2026-11-27). Seed 1, one run: 847.7 at 80k, its 70k best.pt 833.2 (results/carracing-cpu/README.md).
+# The shorter schedule: every learning rate at a quarter from 60k, to 80k steps (118 to 158 minutes on 2 cores since
+# the speedups of 2026-11-27). Seeds 0, 1 and 2: 862.1, 847.7 and 847.2 at 80k (results/carracing-cpu/README.md).
 _PRESETS["carracing_cpu_80k"] = {**_PRESETS["carracing_cpu"], "steps": 80_000, "lr_drop_step": 60_000, "lr_drop": 0.25}
