@@ -291,6 +291,11 @@ def resume_config(logdir: str | Path, overrides: dict | None = None) -> Config:
     return Config(**{**saved, "logdir": str(logdir)}).replace(**(overrides or {}))
 
 
+def kept_path(logdir: str | Path, step: int) -> Path:
+    """Where a run with keep_eval_agents keeps the agent of its evaluation at `step`."""
+    return Path(logdir) / "checkpoints" / KEPT.format(step=step)
+
+
 def kept_steps(logdir: str | Path) -> list[int]:
     """The steps whose agents a run kept (`keep_eval_agents`): checkpoints/eval_<step>.pt, in order."""
     folder = Path(logdir) / "checkpoints"
@@ -313,7 +318,7 @@ def load_agent(logdir: str | Path, device: str | None = None, best: bool = False
                              f"before the package kept it have none)")
         state = load_checkpoint(path)
     elif step is not None:
-        path = folder / KEPT.format(step=step)
+        path = kept_path(logdir, step)
         if not path.is_file():
             kept = kept_steps(logdir)
             raise ValueError(f"no agent of step {step} in {folder}: "
@@ -368,7 +373,7 @@ class _Trainer:
             self._restore(saved)
             for step in kept_steps(self.logdir):  # agents a crashed sitting kept after the checkpoint: not this run's
                 if step > self.step:
-                    (self.logdir / "checkpoints" / KEPT.format(step=step)).unlink()
+                    kept_path(self.logdir, step).unlink()
         self.logdir.mkdir(parents=True, exist_ok=True)
         self.logger = Logger(self.logdir, keep_until=self.step)
         self.progress = progress
@@ -522,14 +527,16 @@ class _Trainer:
         self.last_eval = self.step
         self.logger.write(self.step, {"eval_return": result["mean"], "eval_std": result["std"],
                                       "minutes": self._seconds() / 60})
-        agent_state = {"agent": self.agent.checkpoint_state(), "config": self.config.to_dict(),
-                       "counters": {"step": self.step, "updates": self.updates, "eval_return": result["mean"],
-                                    "eval_std": result["std"]}}
-        if result["mean"] > self.best_eval:
+        is_best = result["mean"] > self.best_eval
+        if is_best or c.keep_eval_agents:
+            agent_state = {"agent": self.agent.checkpoint_state(), "config": self.config.to_dict(),
+                           "counters": {"step": self.step, "updates": self.updates, "eval_return": result["mean"],
+                                        "eval_std": result["std"]}}
+        if is_best:
             self.best_eval = result["mean"]
             save_checkpoint(self.best_path, agent_state, keep_previous=False)
         if c.keep_eval_agents:
-            save_checkpoint(self.best_path.with_name(KEPT.format(step=self.step)), agent_state, keep_previous=False)
+            save_checkpoint(kept_path(self.logdir, self.step), agent_state, keep_previous=False)
         if record:
             from ..viz import plot_openloop, save_video
 

@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 from dreamer_tutorial.bench import cpu_model  # noqa: E402
 from dreamer_tutorial.evaluate import EVAL_SEED, evaluate_episodes, write_csv  # noqa: E402
-from dreamer_tutorial.train import BEST, load_agent, load_checkpoint  # noqa: E402
+from dreamer_tutorial.train import BEST, KEPT, load_agent, load_checkpoint  # noqa: E402
 from dreamer_tutorial.viz import load_metrics, plot_curves, save_video  # noqa: E402
 
 
@@ -146,7 +146,7 @@ def main(argv: list[str]) -> int:
         step = load_checkpoint(Path(args.logdir) / "checkpoints" / BEST)["counters"]["step"]
         which = f"The agent of best.pt (step {step:,}, the run's best evaluation during training). "
     elif args.step is not None:
-        which = f"The agent of the run's evaluation at step {args.step:,} (checkpoints/eval_{args.step:08d}.pt). "
+        which = f"The agent of the run's evaluation at step {args.step:,} (checkpoints/{KEPT.format(step=args.step)}). "
     policy = "Greedy policy on the posterior's most likely latent state" if args.latent_mode else "Greedy policy"
     lines = [f"{which}{policy}, {len(returns)} episodes on CarRacing-v3 tracks from env seeds {args.seed}.."
              f"{args.seed + len(returns) - 1} (training used seeds < 100000), {hardware}.", "",
